@@ -1,0 +1,3 @@
+"""bert-jax: BERT pretraining and fine-tuning in JAX/Flax."""
+
+__version__ = "0.1.0"

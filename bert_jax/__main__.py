@@ -1,0 +1,5 @@
+import sys
+
+from bert_jax.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks behind `bert-jax bench NAME`; each module defines `main(argv) -> int`."""

@@ -1,0 +1,1 @@
+"""One module per `bert-jax` subcommand; each defines `main(argv: list[str]) -> int`."""

@@ -1,0 +1,25 @@
+"""`bert-jax bench NAME [options]`: dispatch to `bert_jax.bench.NAME.main`."""
+
+from __future__ import annotations
+
+import importlib
+
+from bert_jax.errors import UserError
+
+BENCHMARKS = {
+    "tokenize": "tokenizer throughput (MB/s, lines/s) beside BertTokenizerFast",
+    "data": "pretraining pipeline and masking-stage throughput (seq/s), peak memory",
+    "step": "train-step time and model FLOP/s against the measured matmul rate",
+    "checkpoint": "time the loop is blocked by an async save, and the write rate",
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: bert-jax bench NAME [--json] [options]\n")
+        for name, help_ in BENCHMARKS.items():
+            print(f"  {name:<11} {help_}")
+        return 0
+    if argv[0] not in BENCHMARKS:
+        raise UserError(f"unknown benchmark {argv[0]!r}; choose one of {', '.join(BENCHMARKS)}")
+    return int(importlib.import_module(f"bert_jax.bench.{argv[0]}").main(argv[1:]) or 0)

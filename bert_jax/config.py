@@ -1,0 +1,167 @@
+"""BertConfig: the architecture hyperparameters, the size presets, and readers for the
+`config.json` of Hugging Face and the `bert_config.json` of Google's TF checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+from bert_jax.errors import UserError
+
+ATTENTION_IMPLEMENTATIONS = ("einsum", "dot_product")
+REMAT_POLICIES = ("nothing_saveable", "dots_saveable", "dots_with_no_batch_dims_saveable")
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    """Architecture of one BERT encoder. The defaults are BERT-base, as released."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    # The released checkpoints use the exact erf GELU; tanh is the approximation some ports use.
+    gelu_approximate: bool = False
+    # Compute dtype (e.g. "bfloat16"); params stay in param_dtype. Softmax and losses run in fp32.
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    # Activation checkpointing per layer, and nn.scan over the layer stack (one compiled layer).
+    remat: bool = False
+    remat_policy: str = "nothing_saveable"
+    scan_layers: bool = False
+    # "einsum": plain attention with dropout on the probabilities, as released.
+    # "dot_product": jax.nn.dot_product_attention (fused kernels); no attention-probability dropout.
+    attention: str = "einsum"
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads:
+            raise UserError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+        if self.attention not in ATTENTION_IMPLEMENTATIONS:
+            raise UserError(
+                f"attention {self.attention!r} is not one of {', '.join(ATTENTION_IMPLEMENTATIONS)}"
+            )
+        if self.remat_policy not in REMAT_POLICIES:
+            raise UserError(
+                f"remat_policy {self.remat_policy!r} is not one of {', '.join(REMAT_POLICIES)}"
+            )
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    def replace(self, **changes) -> BertConfig:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise UserError(f"unknown BertConfig field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> BertConfig:
+        return cls().replace(**values)
+
+
+def _size(layers: int, hidden: int, heads: int | None = None) -> dict:
+    heads = heads or hidden // 64
+    return dict(
+        num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=4 * hidden
+    )
+
+
+# Google's 24 compact BERTs (L=layers, H=hidden, heads=H/64, mlp=4H) plus the named sizes.
+SIZES: dict[str, dict] = {
+    f"L-{layers}_H-{hidden}": _size(layers, hidden)
+    for layers in (2, 4, 6, 8, 10, 12)
+    for hidden in (128, 256, 512, 768)
+}
+SIZES.update(
+    tiny=_size(2, 128),
+    mini=_size(4, 256),
+    small=_size(4, 512),
+    medium=_size(8, 512),
+    base=_size(12, 768),
+    large=_size(24, 1024, 16),
+)
+
+
+def preset(name: str, **overrides) -> BertConfig:
+    """The named size preset (e.g. "base", "L-4_H-256"), with field overrides."""
+    if name not in SIZES:
+        raise UserError(f"unknown model size {name!r}; choose one of: {', '.join(SIZES)}")
+    return BertConfig(**SIZES[name]).replace(**overrides)
+
+
+_ACTIVATIONS = {"gelu": False, "gelu_new": True, "gelu_pytorch_tanh": True, "gelu_python": False}
+
+
+def from_json_dict(values: dict, source: str = "config") -> BertConfig:
+    """A BertConfig from Hugging Face `config.json` or Google `bert_config.json` contents
+    (both use the same key names; HF adds layer_norm_eps)."""
+    try:
+        act = values.get("hidden_act", "gelu")
+        if act not in _ACTIVATIONS:
+            raise UserError(f"{source}: hidden_act {act!r} is not a GELU; BERT uses 'gelu'")
+        return BertConfig(
+            vocab_size=int(values["vocab_size"]),
+            hidden_size=int(values["hidden_size"]),
+            num_layers=int(values["num_hidden_layers"]),
+            num_heads=int(values["num_attention_heads"]),
+            intermediate_size=int(values["intermediate_size"]),
+            max_position_embeddings=int(values.get("max_position_embeddings", 512)),
+            type_vocab_size=int(values.get("type_vocab_size", 2)),
+            hidden_dropout=float(values.get("hidden_dropout_prob", 0.1)),
+            attention_dropout=float(values.get("attention_probs_dropout_prob", 0.1)),
+            layer_norm_eps=float(values.get("layer_norm_eps", 1e-12)),
+            initializer_range=float(values.get("initializer_range", 0.02)),
+            gelu_approximate=_ACTIVATIONS[act],
+        )
+    except KeyError as e:
+        raise UserError(f"{source}: missing key {e.args[0]!r}") from None
+
+
+def from_json_file(path: str | pathlib.Path) -> BertConfig:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a JSON config: {e}") from None
+    return from_json_dict(values, source=str(path))
+
+
+def to_hf_dict(config: BertConfig) -> dict:
+    """The Hugging Face `config.json` for this architecture (BertForPreTraining)."""
+    return {
+        "architectures": ["BertForPreTraining"],
+        "model_type": "bert",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": config.intermediate_size,
+        "hidden_act": "gelu_new" if config.gelu_approximate else "gelu",
+        "hidden_dropout_prob": config.hidden_dropout,
+        "attention_probs_dropout_prob": config.attention_dropout,
+        "max_position_embeddings": config.max_position_embeddings,
+        "type_vocab_size": config.type_vocab_size,
+        "initializer_range": config.initializer_range,
+        "layer_norm_eps": config.layer_norm_eps,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+    }

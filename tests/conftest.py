@@ -1,0 +1,39 @@
+"""Test setup: 8 fake CPU devices for sharding tests, set before anything imports jax."""
+
+import os
+import pathlib
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> pathlib.Path:
+    """A file under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path} is missing")
+    return path
+
+
+@pytest.fixture
+def uncased_vocab() -> pathlib.Path:
+    return shared_path("vocab", "bert-base-uncased", "vocab.txt")
+
+
+@pytest.fixture
+def cased_vocab() -> pathlib.Path:
+    return shared_path("vocab", "bert-base-cased", "vocab.txt")
+
+
+@pytest.fixture
+def gutenberg_dir() -> pathlib.Path:
+    return shared_path("corpus", "gutenberg")
