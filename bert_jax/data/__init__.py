@@ -1,0 +1,1 @@
+"""Host-side data: tokenizers, corpus preparation, and the tf.data pretraining pipeline."""
