@@ -114,6 +114,11 @@ def from_json_dict(values: dict, source: str = "config") -> BertConfig:
     (both use the same key names; HF adds layer_norm_eps)."""
     try:
         act = values.get("hidden_act", "gelu")
+        position_type = values.get("position_embedding_type", "absolute")
+        if position_type != "absolute":
+            raise UserError(
+                f"{source}: position_embedding_type {position_type!r} is not BERT's 'absolute'"
+            )
         if act not in _ACTIVATIONS:
             raise UserError(f"{source}: hidden_act {act!r} is not a GELU; BERT uses 'gelu'")
         return BertConfig(

@@ -29,6 +29,26 @@ def truncated_normal(stddev: float):
     return init
 
 
+class _FlatSafePartitioned(nn.LogicallyPartitioned):
+    """`nn.LogicallyPartitioned` that skips the sharding constraint while DenseGeneral holds
+    its kernel/bias flattened to 2-D (it initialises [in, prod(out)], unboxes, then reshapes:
+    google/flax#3676). With a mesh in scope the plain box would constrain the 2-D value with the
+    3-D names and fail, at init and at every `apply` (Flax re-runs init abstractly to check
+    shapes). Once reshaped, the value has the full rank and is constrained as usual."""
+
+    def unbox(self, apply_constraint=True):
+        if jnp.ndim(self.value) != len(self.names):
+            return self.value
+        return super().unbox(apply_constraint)
+
+
+def _logical_init(init, names: tuple[str | None, ...]):
+    def boxed(key, shape, dtype=jnp.float32):
+        return _FlatSafePartitioned(init(key, shape, dtype), names)
+
+    return boxed
+
+
 def dense(
     config: BertConfig,
     features: int | Sequence[int],
@@ -43,8 +63,8 @@ def dense(
         axis=axis,
         dtype=config.dtype,
         param_dtype=config.param_dtype,
-        kernel_init=nn.with_logical_partitioning(truncated_normal(config.initializer_range), names),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), names[-n_out:]),
+        kernel_init=_logical_init(truncated_normal(config.initializer_range), names),
+        bias_init=_logical_init(nn.initializers.zeros_init(), names[-n_out:]),
         name=name,
     )
 

@@ -105,6 +105,8 @@ def test_bad_configs_fail_with_one_line():
         abstract_params(BertModel(preset("tiny", max_position_embeddings=8)), length=9)
     with pytest.raises(UserError, match="missing key 'hidden_size'"):
         from_json_dict({"vocab_size": 3})
+    with pytest.raises(UserError, match="position_embedding_type 'relative_key'"):
+        from_json_dict({**to_hf_dict(preset("tiny")), "position_embedding_type": "relative_key"})
 
 
 def test_hf_config_round_trip():

@@ -1,1 +1,1 @@
-"""Host-side data: tokenizers, corpus preparation, and the tf.data pretraining pipeline."""
+"""Text to token ids, and the host-side data pipelines that feed the model."""
