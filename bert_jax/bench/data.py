@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from bert_jax.bench import peers
 from bert_jax.bench.report import emit, peak_rss_mb
 
 VOCAB_SIZE = 30522  # bert-base-uncased: [PAD] 0, [CLS] 101, [SEP] 102, [MASK] 103
@@ -33,6 +34,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--whole_word_masking", action="store_true")
     parser.add_argument("--pipeline_sequences", type=int, default=100_000)
     parser.add_argument("--masking_sequences", type=int, default=200_000)
+    parser.add_argument(
+        "--prepare_corpus",
+        help="also time `prepare` on this corpus (glob, prose) against BertTokenizerFast, per core",
+    )
+    parser.add_argument("--prepare_vocab", help="vocab.txt for --prepare_corpus")
+    peers.add_peer_args(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -78,8 +85,29 @@ def main(argv: list[str]) -> int:
         ("peak memory at the end (MB)", peak_rss_mb()),
         ("load average before (1 min)", load_before),
     ]
+    if args.prepare_corpus:
+        prepare_rows, prepare_figures = _prepare_rates(args.prepare_corpus, args.prepare_vocab)
+        rows, figures = rows + prepare_rows, {**figures, **prepare_figures}
+    peer_rows, peer_figures = peers.compare_masking(args, masking_rate)
+    rows, figures = rows + peer_rows, {**figures, **peer_figures}
     emit("bench data", rows, figures, args.json)
     return 0
+
+
+def _prepare_rates(corpus: str, vocab: str | None) -> tuple[list, dict]:
+    """`prepare` against Hugging Face BertTokenizerFast on the same text, MB/s per core."""
+    from bert_jax.data.prepare_benchmark import prepare_benchmark
+    from bert_jax.errors import UserError
+
+    if not vocab:
+        raise UserError("--prepare_corpus needs --prepare_vocab (the vocab.txt to tokenize with)")
+    result = prepare_benchmark(corpus, vocab)
+    rows = [("prepare, 1 core (MB/s)", result["prepare_mb_per_s_per_core"])]
+    if result["reference_mb_per_s_per_core"]:
+        rows.append(("BertTokenizerFast, 1 core (MB/s)", result["reference_mb_per_s_per_core"]))
+    if "prepare_mb_per_s_all_cores_processes" in result:
+        rows.append(("prepare, all cores (MB/s)", result["prepare_mb_per_s_all_cores_processes"]))
+    return rows, {"prepare": result}
 
 
 def _pipeline_rate(config, tokens, batch_size: int, sequences: int) -> float:
