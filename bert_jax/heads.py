@@ -49,6 +49,11 @@ class BertForPreTraining(nn.Module):
         else:
             picked_BxPxH = jnp.take_along_axis(seq_BxLxH, mlm_positions[..., None], axis=1)
         h = self.mlm_norm(gelu(self.config, self.mlm_transform(picked_BxPxH)))
+        # Batch-sharded before the tied vocab projection. Besides being the layout we want,
+        # this avoids an XLA SPMD miscompile (jax 0.10): with data, fsdp and tensor all > 1 the
+        # backward pass through `attend` otherwise permutes batch rows between devices and
+        # returns wrong gradients (tests/test_train_step.py catches it).
+        h = nn.with_logical_constraint(h, ("act_batch", "act_length", "act_embed"))
         mlm_logits = self.bert.attend(h).astype(jnp.float32)
         mlm_logits = mlm_logits + self.mlm_output_bias.astype(jnp.float32)
         return {

@@ -1,5 +1,7 @@
 """The embedded default corpus: deterministic, and its vocab covers every word it produces."""
 
+import pathlib
+
 from transformers import BertTokenizerFast
 
 from bert_jax.data import demo_corpus
@@ -8,7 +10,7 @@ from bert_jax.data import demo_corpus
 def test_vocab_covers_the_corpus_without_unknown_tokens(tmp_path):
     paths = demo_corpus.write(tmp_path, num_documents=200, seed=3)
     tokenizer = BertTokenizerFast(vocab_file=paths["vocab"], do_lower_case=True)
-    lines = [line for line in open(paths["corpus"]).read().splitlines() if line]
+    lines = [line for line in pathlib.Path(paths["corpus"]).read_text().splitlines() if line]
     ids = tokenizer(lines, add_special_tokens=False)["input_ids"]
     assert tokenizer.unk_token_id not in {i for row in ids for i in row}
     assert sum(len(row) for row in ids) > 200 * 4 * 8

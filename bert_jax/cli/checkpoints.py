@@ -1,0 +1,143 @@
+"""`bert-jax checkpoints WORKDIR [--json]`: the steps saved in a workdir, their size on disk
+and the metrics stored with each; `--export=STEP --to=DIR [--vocab=PATH]` writes one step as a
+Hugging Face directory.
+
+Listing reads the JSON files Orbax wrote next to the arrays, so it needs no JAX and no device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import pathlib
+
+from bert_jax import checkpoint_metadata as layout
+from bert_jax.errors import UserError
+
+# Top-level params a Hugging Face BertForPreTraining directory has names for.
+_HF_EXPORTABLE = ("bert", "mlm_transform", "mlm_norm", "mlm_output_bias", "nsp")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bert-jax checkpoints", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("workdir", help="a training workdir (or its checkpoints/ directory)")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    parser.add_argument("--export", type=int, metavar="STEP", help="step to export")
+    parser.add_argument("--to", metavar="DIR", help="output directory of --export")
+    parser.add_argument("--vocab", metavar="PATH", help="vocab.txt to copy beside the weights")
+    return parser
+
+
+def _root(workdir: str) -> pathlib.Path:
+    path = pathlib.Path(workdir).absolute()
+    if not path.is_dir():
+        raise UserError(f"workdir does not exist: {path}")
+    nested = path / layout.CHECKPOINTS_SUBDIR
+    return nested if nested.is_dir() else path
+
+
+def describe(root: pathlib.Path) -> dict:
+    """Everything the listing shows, as plain JSON values."""
+    rows = []
+    for step in layout.committed_steps(root):
+        step_dir = root / str(step)
+        metadata = layout.read_metadata(step_dir)
+        rows.append(
+            {
+                "step": step,
+                "bytes": layout.size_bytes(step_dir),
+                "saved_unix_time": metadata.get("saved_unix_time"),
+                "metrics": layout.read_metrics(step_dir) or {},
+                "data_state": layout.read_data_state(step_dir),
+            }
+        )
+    model = layout.read_metadata(root / str(rows[-1]["step"])).get("model") if rows else None
+    return {
+        "directory": str(root),
+        "checkpoints": rows,
+        "interrupted_saves": layout.interrupted_saves(root),
+        "model": model,
+    }
+
+
+def _human_bytes(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"
+
+
+def _print_table(listing: dict) -> None:
+    print(listing["directory"])
+    model = listing["model"] or {}
+    if model:
+        print(
+            f"model: {model.get('num_layers')} layers, hidden {model.get('hidden_size')}, "
+            f"vocab {model.get('vocab_size')}, scan_layers={model.get('scan_layers')}"
+        )
+    print(f"{'step':>10}  {'size':>10}  {'saved (UTC)':<19}  metrics")
+    for row in listing["checkpoints"]:
+        saved = row["saved_unix_time"]
+        when = (
+            datetime.datetime.fromtimestamp(saved, datetime.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            )
+            if saved
+            else "-"
+        )
+        metrics = " ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in sorted(row["metrics"].items())
+        )
+        print(f"{row['step']:>10}  {_human_bytes(row['bytes']):>10}  {when:<19}  {metrics or '-'}")
+    for name in listing["interrupted_saves"]:
+        print(f"{'':>10}  interrupted save {name} (ignored; removed by the next run)")
+
+
+def export(root: pathlib.Path, step: int, to: str, vocab: str | None) -> dict:
+    """Write `step` as a Hugging Face directory through the interop exporter."""
+    from bert_jax import checkpointing
+    from bert_jax.interop import hf
+
+    if step not in layout.committed_steps(root):
+        available = ", ".join(map(str, layout.committed_steps(root))) or "none"
+        raise UserError(f"no checkpoint at step {step} in {root} (steps: {available})")
+    if (pathlib.Path(to) / "model.safetensors").exists():
+        raise UserError(f"{to} already holds a model; export to a new directory")
+    config, params = checkpointing.load_params(root / str(step))
+    skipped = sorted(set(params) - set(_HF_EXPORTABLE))
+    params = {k: v for k, v in params.items() if k in _HF_EXPORTABLE}
+    report = hf.save_hf(params, config.replace(scan_layers=False), to, vocab=vocab)
+    return {**report, "step": step, "not_exported": skipped}
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    root = _root(args.workdir)
+    if args.export is not None:
+        if not args.to:
+            raise UserError("--export needs --to=DIR")
+        result = export(root, args.export, args.to, args.vocab)
+        if args.json:
+            print(json.dumps(result, sort_keys=True))
+        else:
+            print(f"step {args.export} -> {result['directory']} ({result['architecture']})")
+            if result["not_exported"]:
+                print(f"not exported (no Hugging Face name): {', '.join(result['not_exported'])}")
+            if args.vocab is None:
+                print("no --vocab given: copy the run's vocab.txt beside the weights to tokenize")
+        return 0
+    if args.to or args.vocab:
+        raise UserError("--to and --vocab go with --export=STEP")
+    listing = describe(root)
+    if not listing["checkpoints"] and not listing["interrupted_saves"]:
+        raise UserError(f"no checkpoints in {root}")
+    if args.json:
+        print(json.dumps(listing, sort_keys=True))
+    else:
+        _print_table(listing)
+    return 0

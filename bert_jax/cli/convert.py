@@ -1,0 +1,82 @@
+"""`bert-jax convert --from=PATH --to=DIR [--format=hf|bert-jax] [--vocab=PATH]`.
+
+Reads any checkpoint `load_pretrained` understands (Hugging Face directory, Google TF1
+checkpoint, bert-jax checkpoint) and writes it as
+  hf:       a Hugging Face directory (config.json, model.safetensors, vocab.txt) that
+            `transformers` loads as BertForPreTraining (or BertModel when the source has no
+            MLM/NSP heads: heads are never made up);
+  bert-jax: a workdir holding one params-only Orbax checkpoint (DIR/checkpoints/0), usable as
+            `init_from` (and by `embed`), plus vocab.txt.
+The import report (loaded / missing / unused) is printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import shutil
+
+from bert_jax.errors import UserError
+
+FORMATS = ("hf", "bert-jax")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bert-jax convert",
+        description="Convert a BERT checkpoint to a Hugging Face dir or a bert-jax checkpoint.",
+    )
+    p.add_argument("--from", dest="source", required=True, help="checkpoint to read")
+    p.add_argument("--to", dest="target", required=True, help="directory to write (new or empty)")
+    p.add_argument("--format", choices=FORMATS, default="hf", help="what to write (default hf)")
+    p.add_argument(
+        "--vocab", help="vocab.txt to copy alongside (default: the one beside the checkpoint)"
+    )
+    return p
+
+
+def _check_target(target: pathlib.Path) -> None:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UserError(f"--to {target} exists and is not an empty directory")
+
+
+def _save_bert_jax(params: dict, config, target: pathlib.Path) -> list[str]:
+    """Params alone (no optimizer state) as step 0 of a workdir: `init_from` reads it."""
+    from bert_jax.checkpointing import Checkpointer
+
+    metadata = {"model": config.to_dict(), "scan_layers": config.scan_layers}
+    checkpointer = Checkpointer(target, {"async_save": False}, metadata)
+    try:
+        checkpointer.save(0, {"params": params}, None, force=True)
+        checkpointer.wait()
+    finally:
+        checkpointer.close()
+    return [str(checkpointer.directory / "0")]
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from bert_jax.interop import hf
+    from bert_jax.interop.load import format_report, load_pretrained, vocab_beside
+
+    target = pathlib.Path(args.target)
+    _check_target(target)
+    config, params, report = load_pretrained(args.source)
+    print(format_report(report))
+    vocab = pathlib.Path(args.vocab) if args.vocab else vocab_beside(args.source)
+    if vocab is not None:
+        hf.check_vocab(vocab, config.vocab_size)
+
+    if args.format == "hf":
+        written = hf.save_hf(params, config, target, vocab=vocab)
+        print(f"wrote {target} as {written['architecture']}: {', '.join(written['files'])}")
+        if written["absent"]:
+            print(f"  not written (absent in the source): {len(written['absent'])} head weights")
+    else:
+        steps = _save_bert_jax(params, config, target)
+        if vocab is not None:
+            shutil.copyfile(vocab, target / "vocab.txt")
+        print(f"wrote {target}: params checkpoint {steps[0]}")
+    if vocab is None:
+        print("no vocab.txt beside the source and no --vocab: none written")
+    return 0

@@ -1,0 +1,189 @@
+"""`bert-jax embed --init_from=PATH --output=FILE.npy [--pooling=cls|mean|pooler|none] ...`
+
+Embeds the lines on stdin (UTF-8; a tab splits a line into the two segments of a pair) with
+the encoder of any checkpoint `load_pretrained` reads, and saves float32 arrays:
+
+  cls     [n, H]  the last hidden state of [CLS] (no pooler; what most feature extractors use)
+  pooler  [n, H]  BERT's pooled output, tanh(W h_[CLS] + b) (needs a pooler in the checkpoint)
+  mean    [n, H]  the mean of the last hidden states over the real tokens ([CLS]/[SEP] included,
+                  padding excluded), as sentence-transformers pools
+  none    [n, L, H] every last hidden state, zero-padded to the longest line L; the token
+                  counts go beside it in FILE.lengths.npy ([n] int32)
+
+Lines are tokenized with the checkpoint's vocab.txt (or --vocab), [CLS] a [SEP] (b [SEP]), cut
+to --max_len tokens. They are sorted by length and run in batches padded to a power of two, so
+only a few shapes are compiled; the output keeps the input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from bert_jax.errors import UserError
+
+POOLINGS = ("cls", "mean", "pooler", "none")
+MIN_BUCKET = 16
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bert-jax embed", description="Embeddings for the lines on stdin."
+    )
+    p.add_argument("--init_from", required=True, help="checkpoint (HF dir, TF ckpt, bert-jax)")
+    p.add_argument("--output", required=True, help="FILE.npy to write")
+    p.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default="cls",
+        help="cls: [CLS] last hidden state [n,H] (default); pooler: tanh pooled output [n,H]; "
+        "mean: mean over real tokens [n,H]; none: all states [n,L,H] + FILE.lengths.npy",
+    )
+    p.add_argument("--max_len", type=int, default=512, help="tokens per line, [CLS]/[SEP] incl.")
+    p.add_argument("--vocab", help="vocab.txt or .model (default: vocab.txt beside the checkpoint)")
+    p.add_argument("--batch_size", type=int, default=32)
+    case = p.add_mutually_exclusive_group()
+    case.add_argument("--cased", action="store_true", help="keep case and accents")
+    case.add_argument("--uncased", action="store_true", help="lowercase and strip accents")
+    return p
+
+
+def lowercase_of(args, init_from: str) -> bool | None:
+    """--cased/--uncased, else the checkpoint's tokenizer_config.json `do_lower_case`, else
+    None (the tokenizer's default: uncased for WordPiece)."""
+    if args.cased or args.uncased:
+        return bool(args.uncased)
+    path = pathlib.Path(init_from)
+    config = (path if path.is_dir() else path.parent) / "tokenizer_config.json"
+    if config.is_file():
+        try:
+            value = json.loads(config.read_text()).get("do_lower_case")
+        except (ValueError, UnicodeDecodeError):
+            value = None
+        if isinstance(value, bool):
+            return value
+    return None
+
+
+def read_lines(stream) -> list[tuple[str, str | None]]:
+    texts = []
+    for n, raw in enumerate(stream.read().decode("utf-8", errors="replace").splitlines(), 1):
+        fields = raw.split("\t")
+        if len(fields) > 2:
+            raise UserError(
+                f"stdin line {n} has {len(fields)} tab-separated fields; expected 1 or 2"
+            )
+        texts.append((fields[0], fields[1] if len(fields) == 2 else None))
+    return texts
+
+
+def bucket(length: int, limit: int) -> int:
+    """The padded length for a batch whose longest row has `length` tokens."""
+    padded = MIN_BUCKET
+    while padded < length:
+        padded *= 2
+    return min(padded, limit)
+
+
+def make_forward(config, pooling: str):
+    import jax
+    import jax.numpy as jnp
+
+    from bert_jax.model import BertModel
+
+    model = BertModel(config, add_pooler=pooling == "pooler")
+
+    @jax.jit
+    def forward(params, ids, segments, mask):
+        seq, pooled = model.apply({"params": params}, ids, segments, mask)
+        if pooling == "cls":
+            return seq[:, 0]
+        if pooling == "pooler":
+            return pooled
+        if pooling == "mean":
+            weights = mask[..., None].astype(seq.dtype)
+            return (seq * weights).sum(1) / jnp.maximum(weights.sum(1), 1.0)
+        return seq
+
+    return forward
+
+
+def embed(config, bert_params: dict, encoded: list, pooling: str, batch_size: int) -> np.ndarray:
+    """Embeddings of `encoded` (tokenized rows, each with .input_ids/.segment_ids), in order."""
+    if pooling != "pooler":
+        bert_params = {k: v for k, v in bert_params.items() if k != "pooler"}
+    forward = make_forward(config, pooling)
+    lengths = np.array([len(e.input_ids) for e in encoded])
+    longest = int(lengths.max(initial=0))
+    order = np.argsort(-lengths, kind="stable")
+    rows = min(batch_size, bucket(len(encoded), batch_size))
+    hidden = config.hidden_size
+    shape = (len(encoded), longest, hidden) if pooling == "none" else (len(encoded), hidden)
+    out = np.zeros(shape, np.float32)
+    for start in range(0, len(encoded), rows):
+        chosen = order[start : start + rows]
+        width = bucket(int(lengths[chosen].max()), config.max_position_embeddings)
+        ids = np.zeros((rows, width), np.int32)
+        segments = np.zeros((rows, width), np.int32)
+        mask = np.zeros((rows, width), np.int32)
+        for row, index in enumerate(chosen):
+            n = lengths[index]
+            ids[row, :n] = encoded[index].input_ids
+            segments[row, :n] = encoded[index].segment_ids
+            mask[row, :n] = 1
+        result = np.asarray(forward(bert_params, ids, segments, mask), np.float32)
+        for row, index in enumerate(chosen):
+            if pooling == "none":
+                n = lengths[index]
+                out[index, :n] = result[row, :n]
+            else:
+                out[index] = result[row]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    output = pathlib.Path(args.output)
+    if output.suffix != ".npy":
+        raise UserError(f"--output {output} must end in .npy")
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size must be positive, got {args.batch_size}")
+    from bert_jax.data.tokenization import load_tokenizer
+    from bert_jax.interop.load import format_report, load_pretrained, vocab_beside
+
+    config, params, report = load_pretrained(args.init_from)
+    if args.max_len > config.max_position_embeddings or args.max_len < 2:
+        raise UserError(
+            f"--max_len {args.max_len} is outside 2..{config.max_position_embeddings} "
+            "(the checkpoint's max_position_embeddings)"
+        )
+    bert = params["bert"]
+    if args.pooling == "pooler" and "pooler" not in bert:
+        raise UserError(f"{args.init_from} has no pooler weights; use --pooling=cls or mean")
+    vocab = args.vocab or vocab_beside(args.init_from)
+    if vocab is None:
+        raise UserError(f"no vocab.txt beside {args.init_from}; pass --vocab")
+    tokenizer = load_tokenizer(vocab, lowercase=lowercase_of(args, args.init_from))
+    if tokenizer.vocab_size != config.vocab_size:
+        raise UserError(
+            f"{vocab} has {tokenizer.vocab_size} entries, "
+            f"the embedding table has {config.vocab_size} rows"
+        )
+    # Only the summary: the MLM/NSP heads a checkpoint may lack do not matter here.
+    print(format_report(report).splitlines()[0], file=sys.stderr)
+
+    texts = read_lines(sys.stdin.buffer)
+    encoded = [tokenizer.encode_example(a, b, max_length=args.max_len) for a, b in texts]
+    vectors = embed(config, bert, encoded, args.pooling, args.batch_size)
+    np.save(output, vectors)
+    message = f"wrote {output}: {args.pooling} embeddings, shape {list(vectors.shape)}"
+    if args.pooling == "none":
+        lengths_file = output.with_suffix(".lengths.npy")
+        np.save(lengths_file, np.array([len(e.input_ids) for e in encoded], np.int32))
+        message += f"; token counts in {lengths_file}"
+    print(message, file=sys.stderr)
+    return 0

@@ -1,0 +1,59 @@
+"""Analytic FLOPs of a pretraining step, and the peak rate of the chip it runs on (for MFU).
+
+Counted as the matmuls do (2 FLOPs per multiply-add), backward = 2 x forward:
+  encoder   per token per layer  2 * (4H^2 + 2HF)   (q, k, v, output; mlp in and out)
+            attention            4 * S * H          (scores q.k and the weighted sum of v)
+  MLM head  per masked position  2 * (H^2 + V*H)    (transform, tied vocab projection)
+  pooler + NSP per sequence      2 * (H^2 + 2H)
+Embedding lookups, LayerNorm, softmax and bias adds are not matmuls and are left out (they are
+memory-bound and add a few percent at most). Only masked positions reach the vocabulary
+projection, so P (not S) multiplies the V*H term.
+"""
+
+from __future__ import annotations
+
+from bert_jax.config import BertConfig
+
+
+def forward_flops(config: BertConfig, batch: int, seq: int, predictions: int) -> float:
+    h, f, v, layers = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.vocab_size,
+        config.num_layers,
+    )
+    per_token = layers * (2 * (4 * h * h + 2 * h * f) + 4 * seq * h)
+    mlm = 2 * (h * h + v * h) * predictions
+    pooler = 2 * (h * h + 2 * h)
+    return float(batch * (seq * per_token + mlm + pooler))
+
+
+def train_flops(config: BertConfig, batch: int, seq: int, predictions: int) -> float:
+    """Forward + backward (gradients for activations and weights: twice the forward)."""
+    return 3.0 * forward_flops(config, batch, seq, predictions)
+
+
+# Dense bfloat16 peak TFLOP/s per chip, matched in order against `device_kind` (lowercase).
+# TPU: Google Cloud TPU system architecture pages; GPU: NVIDIA datasheets (dense, no sparsity).
+PEAK_BF16_TFLOPS = (
+    ("v6 lite", 918.0),  # TPU v6e (Trillium)
+    ("v6e", 918.0),
+    ("v5 lite", 197.0),  # TPU v5e
+    ("v5e", 197.0),
+    ("v5p", 459.0),
+    ("v5", 459.0),  # TPU v5p reports "TPU v5"
+    ("v4", 275.0),
+    ("h200", 989.0),
+    ("h100 pcie", 756.0),
+    ("h100", 989.0),  # SXM
+    ("a100", 312.0),
+)
+
+
+def peak_flops(device_kind: str) -> float | None:
+    """Peak FLOP/s of one device of this kind, or None when unknown (CPU)."""
+    kind = device_kind.lower()
+    for key, tflops in PEAK_BF16_TFLOPS:
+        if key in kind:
+            return tflops * 1e12
+    return None

@@ -1,0 +1,44 @@
+"""Every config argument loads and builds its model and sharded state abstractly
+(`large` too: jax.eval_shape costs no memory); config.data mirrors PretrainDataConfig."""
+
+import dataclasses
+
+import jax
+import pytest
+
+from bert_jax import optim, partitioning, train, train_state
+from bert_jax.data.pretrain_config import PretrainDataConfig
+from bert_jax.heads import BertForPreTraining
+from bert_jax.pretrain_data import LOOP_ONLY_FIELDS
+from configs import pretrain
+
+ARGS = ["tiny", "mini", "small", "medium", "base", "large", "L-4_H-256", "base,runlocal"]
+
+
+@pytest.mark.parametrize("arg", ARGS)
+def test_config_builds_its_sharded_state_abstractly(arg):
+    config = pretrain.get_config(arg)
+    model_config = train.bert_config(
+        config.model, 30522, config.data.max_seq_length, config.data.max_predictions_per_seq
+    )
+    tx, _ = optim.make_optimizer(config.optimizer, config.train.num_steps)
+    mesh = partitioning.make_mesh(config.mesh)
+    shape = (config.data.max_seq_length, config.data.max_predictions_per_seq)
+    init = train_state.init_fn(BertForPreTraining(model_config), tx, config.seed, *shape)
+    planned = train_state.plan(init, mesh)
+    assert planned.abstract.params["bert"]["embeddings"]["word_embeddings"]["embedding"].shape == (
+        30522,
+        model_config.hidden_size,
+    )
+    partitioning.check_batch(config.train.batch_size, config.train.accum_steps, mesh, 1)
+    assert jax.tree.leaves(planned.abstract)[0].sharding is not None
+
+
+def test_config_data_mirrors_the_pipeline_and_defaults_are_the_original_recipe():
+    config = pretrain.get_config("base")
+    fields = {f.name for f in dataclasses.fields(PretrainDataConfig)}
+    assert set(config.data.keys()) - set(LOOP_ONLY_FIELDS) == fields
+    assert config.optimizer.name == "bert_adamw" and config.optimizer.eps == 1e-6
+    assert (config.train.batch_size, config.train.num_steps) == (256, 1_000_000)
+    with pytest.raises(ValueError, match="unknown size"):
+        pretrain.get_config("huge")
