@@ -12,7 +12,7 @@ from bert_jax import synthetic_data
 from bert_jax.errors import UserError
 
 # Not fields of PretrainDataConfig: how the loop finds its data.
-LOOP_ONLY_FIELDS = ("vocab", "synthetic")
+LOOP_ONLY_FIELDS = ("vocab", "synthetic", "demo_corpus")
 SYNTHETIC_VOCAB_SIZE = 30522
 
 
@@ -58,9 +58,24 @@ def _tokens(data):
     return SpecialTokens.from_tokenizer(tokenizer), tokenizer.fingerprint
 
 
-def open_data(config, eval_batch_size: int, process_index: int, process_count: int) -> PretrainData:
+def _demo_data(data, workdir: str | None, process_count: int):
+    """`data` with data_dir pointing at the embedded demo corpus, prepared under the workdir."""
+    from bert_jax.data import demo_corpus
+
+    if not workdir or process_count > 1:
+        raise UserError("data.demo_corpus needs a --workdir and a single process")
+    data = data.copy_and_resolve_references()
+    data.data_dir = demo_corpus.prepared_shards(workdir.rstrip("/") + "/demo_data")
+    return data
+
+
+def open_data(
+    config, eval_batch_size: int, process_index: int, process_count: int, workdir=None
+) -> PretrainData:
     """Reads metadata only; streams open when the loop calls `train(state)`/`evaluation()`."""
     data, train_cfg = config.data, config.train
+    if data.demo_corpus and not data.synthetic:
+        data = _demo_data(data, workdir, process_count)
     if data.synthetic:
         vocab_size = config.model.vocab_size or SYNTHETIC_VOCAB_SIZE
         shape = (data.max_seq_length, data.max_predictions_per_seq, vocab_size)

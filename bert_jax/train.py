@@ -96,7 +96,7 @@ def setup(config, workdir: str | None) -> Setup:
     mesh = partitioning.make_mesh(config.mesh)
     partitioning.check_batch(t.batch_size, t.accum_steps, mesh, process_count)
     eval_size = eval_batch_size(config, mesh, process_count)
-    data = pretrain_data.open_data(config, eval_size, jax.process_index(), process_count)
+    data = pretrain_data.open_data(config, eval_size, jax.process_index(), process_count, workdir)
     model_config = bert_config(config.model, data.vocab_size, seq, predictions)
     model = BertForPreTraining(model_config)
     tx, schedule = optim.make_optimizer(config.optimizer, t.num_steps)

@@ -33,6 +33,7 @@ def data_config() -> ml_collections.ConfigDict:
     d.data_dir = ""  # directory written by `bert-jax prepare` (train-*/eval-* shards + metadata)
     d.vocab = ""  # vocab.txt / .model of the shards; "": the path their metadata.json records
     d.synthetic = False  # random token batches instead of shards: for smoke runs and benchmarks
+    d.demo_corpus = False  # the embedded demo corpus, prepared into WORKDIR/demo_data (quickstart)
     d.max_seq_length = 128  # tokens per sequence, [CLS] and [SEP]s included
     d.max_predictions_per_seq = 20  # masked positions per sequence (P); 20 @128, 80 @512
     d.masked_lm_prob = 0.15  # share of tokens chosen for prediction

@@ -12,7 +12,17 @@ from bert_jax.heads import BertForPreTraining
 from bert_jax.pretrain_data import LOOP_ONLY_FIELDS
 from configs import pretrain
 
-ARGS = ["tiny", "mini", "small", "medium", "base", "large", "L-4_H-256", "base,runlocal"]
+ARGS = [
+    "tiny",
+    "mini",
+    "small",
+    "medium",
+    "base",
+    "large",
+    "L-4_H-256",
+    "base,runlocal",
+    "quickstart",
+]
 
 
 @pytest.mark.parametrize("arg", ARGS)

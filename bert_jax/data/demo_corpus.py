@@ -101,3 +101,27 @@ def write(directory: str | pathlib.Path, num_documents: int = 2000, seed: int = 
     corpus.write_text("\n\n".join("\n".join(doc) for doc in documents(num_documents, seed)) + "\n")
     vocab.write_text("\n".join(vocabulary()) + "\n")
     return {"corpus": str(corpus), "vocab": str(vocab)}
+
+
+def prepared_shards(directory: str | pathlib.Path, num_documents: int = 2000, seed: int = 0) -> str:
+    """The demo corpus tokenized into shards under `directory` (by `bert-jax prepare`'s own code
+    path); returns the shard directory. Re-running reuses the finished shards."""
+    from bert_jax.data.corpus_readers import CorpusSpec
+    from bert_jax.data.prepare import PrepareOptions, prepare
+
+    directory = pathlib.Path(directory)
+    paths = write(directory / "text", num_documents, seed)
+    output = directory / "shards"
+    prepare(
+        PrepareOptions(
+            corpus=CorpusSpec(format="lines", inputs=(paths["corpus"],)),
+            output=str(output),
+            vocab=paths["vocab"],
+            lowercase=True,
+            num_shards=4,
+            eval_documents=max(1, num_documents // 20),
+            seed=seed,
+            progress=False,
+        )
+    )
+    return str(output)

@@ -21,3 +21,15 @@ def test_documents_are_deterministic_and_multi_sentence():
     assert a == demo_corpus.documents(50, seed=1)
     assert a != demo_corpus.documents(50, seed=2)
     assert all(4 <= len(doc) <= 12 for doc in a)
+
+
+def test_prepared_shards_are_complete_and_reused(tmp_path):
+    from bert_jax.data import shard_reader
+
+    shards = demo_corpus.prepared_shards(tmp_path, num_documents=100)
+    metadata = shard_reader.read_metadata(shards)
+    assert metadata["splits"]["eval"]["documents"] == 5
+    assert metadata["splits"]["train"]["documents"] == 95
+    stamp = pathlib.Path(shards, "metadata.json").stat().st_mtime_ns
+    assert demo_corpus.prepared_shards(tmp_path, num_documents=100) == shards
+    assert pathlib.Path(shards, "metadata.json").stat().st_mtime_ns == stamp
