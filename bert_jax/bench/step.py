@@ -14,7 +14,7 @@ import argparse
 import statistics
 import time
 
-from bert_jax.bench import report
+from bert_jax.bench import peers, report
 
 
 def _args(argv):
@@ -32,6 +32,7 @@ def _args(argv):
     p.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling")
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
     p.add_argument("--json", action="store_true", help="one JSON object as the last line")
+    peers.add_peer_args(p)
     return p.parse_args(argv)
 
 
@@ -167,5 +168,7 @@ def main(argv: list[str]) -> int:
         ("MFU (bf16 peak)", f"{100 * figures['mfu']:.1f}%" if peak else "n/a (unknown peak)"),
         ("peak RSS (MB)", figures["peak_rss_mb"]),
     ]
+    peer_rows, peer_figures = peers.compare_step(args, config, step_s)
+    rows, figures = rows + peer_rows, {**figures, **peer_figures}
     report.emit("bench step: pretraining train step", rows, figures, args.json)
     return 0
