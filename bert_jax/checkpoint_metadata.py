@@ -12,6 +12,7 @@ Orbax writes each step into `<step>.orbax-checkpoint-tmp...` and renames it to `
 when every item is on disk, so a directory named by a bare integer is a complete checkpoint and
 anything else is an interrupted save that is never read. This module reads those JSON files
 without JAX, Orbax, TensorFlow or a device, so `bert-jax checkpoints` lists a workdir at once.
+Every path goes through `bert_jax.paths` (etils.epath): a `gs://` workdir reads like a local one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pathlib
 
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 CHECKPOINTS_SUBDIR = "checkpoints"
@@ -45,31 +46,34 @@ ARCHITECTURE_FIELDS = (
 )
 
 
-def checkpoint_dir(workdir: str | os.PathLike) -> pathlib.Path:
+def checkpoint_dir(workdir: paths.PathLike) -> paths.Path:
     """Where a workdir keeps its step directories."""
-    return pathlib.Path(workdir).absolute() / CHECKPOINTS_SUBDIR
+    return paths.path(workdir) / CHECKPOINTS_SUBDIR
 
 
-def committed_steps(root: pathlib.Path) -> list[int]:
+def _entries(root: paths.Path) -> list[paths.Path]:
+    return list(root.iterdir()) if root.is_dir() else []
+
+
+def committed_steps(root: paths.PathLike) -> list[int]:
     """Steps with a complete checkpoint under `root`, ascending."""
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir())
+    return sorted(
+        int(p.name) for p in _entries(paths.path(root)) if p.name.isdigit() and p.is_dir()
+    )
 
 
-def interrupted_saves(root: pathlib.Path) -> list[str]:
+def interrupted_saves(root: paths.PathLike) -> list[str]:
     """Names of step directories whose save never finished (ignored, removed on the next run)."""
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if TMP_MARKER in p.name)
+    return sorted(p.name for p in _entries(paths.path(root)) if TMP_MARKER in p.name)
 
 
-def resolve(path: str | os.PathLike) -> tuple[pathlib.Path, int]:
+def resolve(path: paths.PathLike) -> tuple[paths.Path, int]:
     """(checkpoints root, step) for a workdir (its latest step), a workdir's `checkpoints/`
-    directory (latest step), or one step directory."""
-    path = pathlib.Path(path).absolute()
-    if not path.exists():
-        raise UserError(f"checkpoint path does not exist: {path}")
+    directory (latest step), or one step directory, local or `gs://`."""
+    try:
+        path = paths.check_accessible(path)
+    except UserError as e:
+        raise UserError(f"checkpoint {e}") from None
     if path.name.isdigit() and (path / METADATA_ITEM).is_dir():
         return path.parent, int(path.name)
     if TMP_MARKER in path.name:
@@ -83,7 +87,7 @@ def resolve(path: str | os.PathLike) -> tuple[pathlib.Path, int]:
     raise UserError(f"no bert-jax checkpoint in {path}{detail}")
 
 
-def _read_json(file: pathlib.Path, what: str):
+def _read_json(file: paths.Path, what: str):
     try:
         return json.loads(file.read_text())
     except FileNotFoundError:
@@ -92,25 +96,32 @@ def _read_json(file: pathlib.Path, what: str):
         raise UserError(f"checkpoint {what} is corrupt: {file}: {e}") from None
 
 
-def read_metadata(step_dir: pathlib.Path) -> dict:
+def read_metadata(step_dir: paths.Path) -> dict:
     """Model config, vocab fingerprint, layer layout and run config stored with one step."""
     return _read_json(step_dir / METADATA_ITEM / METADATA_ITEM, "metadata")
 
 
-def read_data_state(step_dir: pathlib.Path) -> dict | None:
+def read_data_state(step_dir: paths.Path) -> dict | None:
     file = step_dir / DATA_ITEM / DATA_ITEM
     return _read_json(file, "data-pipeline state") if file.exists() else None
 
 
-def read_metrics(step_dir: pathlib.Path) -> dict | None:
+def read_metrics(step_dir: paths.Path) -> dict | None:
     file = step_dir / METRICS_ITEM / METRICS_ITEM
     return _read_json(file, "metrics") if file.exists() else None
 
 
-def size_bytes(directory: pathlib.Path) -> int:
-    """Bytes on disk under `directory` (file sizes; what `du --apparent-size` counts)."""
+def size_bytes(directory: paths.PathLike) -> int:
+    """Bytes stored under `directory` (file sizes; what `du --apparent-size` counts)."""
+    text = os.fspath(paths.path(directory))
+    if paths.is_remote(text):
+        # One listing request for the whole tree (epath's walk drops the gs:// scheme from the
+        # directories it yields, and would stat each object separately).
+        import fsspec
+
+        return int(fsspec.filesystem(text.split("://", 1)[0]).du(text))
     total = 0
-    for dirpath, _, files in os.walk(directory):
+    for dirpath, _, files in os.walk(text):
         for name in files:
             with contextlib.suppress(FileNotFoundError):  # removed by a concurrent cleanup
                 total += os.lstat(os.path.join(dirpath, name)).st_size

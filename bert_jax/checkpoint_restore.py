@@ -8,7 +8,8 @@ boxes back after the restore.
 
 from __future__ import annotations
 
-import pathlib
+import logging
+import sys
 
 import flax.linen as nn
 import jax
@@ -16,6 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from bert_jax import checkpoint_metadata as layout
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 _SHOWN = 6  # names listed in an error before "... and N more"
@@ -30,7 +32,7 @@ def item_handlers() -> dict:
     }
 
 
-def _reader(root: pathlib.Path) -> ocp.CheckpointManager:
+def _reader(root: paths.Path) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
     return ocp.CheckpointManager(root, options=options, item_handlers=item_handlers())
 
@@ -53,7 +55,7 @@ def _listing(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
-def _check_structure(stored_tree, target, step_dir: pathlib.Path) -> None:
+def _check_structure(stored_tree, target, step_dir: paths.Path) -> None:
     """Name what differs between the checkpoint's state and this run's, before Orbax fails
     on the first mismatch with an opaque message (a changed optimizer, an extra head)."""
     stored, wanted = leaf_paths(stored_tree), leaf_paths(target)
@@ -88,45 +90,87 @@ def _rebox(target, restored):
     )
 
 
-def _unreadable(step_dir: pathlib.Path, error: Exception) -> UserError:
-    first_line = (str(error).strip().splitlines() or [""])[0][:300]
+def _closed_loop_noise(unraisable) -> bool:
+    error = unraisable.exc_value
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
+def _silence_closed_loop_callbacks() -> None:
+    """After a failed read, drop the "Event loop is closed" reports that follow it.
+
+    Orbax reads arrays in an asyncio loop and closes it as soon as the first read fails; the
+    other tensorstore reads of that restore still finish afterwards (in tensorstore's threads,
+    possibly as the interpreter exits) and their callbacks find the loop closed. Python prints
+    each as an "Exception ignored" traceback, below the one-line error the user must see last.
+    Only that exact error is dropped; every other unraisable exception reaches the previous hook.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_loop_noise", False):
+        return
+
+    def hook(unraisable):
+        if not _closed_loop_noise(unraisable):
+            previous(unraisable)
+
+    hook.drops_closed_loop_noise = True
+    sys.unraisablehook = hook
+    # The same abandoned reads, when they fail too, are reported by asyncio's exception handler
+    # ("Task exception was never retrieved" and a traceback) as their tasks are collected.
+    logging.getLogger("asyncio").addFilter(_drop_unretrieved_task_errors)
+
+
+def _drop_unretrieved_task_errors(record: logging.LogRecord) -> bool:
+    return "exception was never retrieved" not in str(record.msg)
+
+
+def _unreadable(step_dir: paths.Path, error: Exception) -> UserError:
+    _silence_closed_loop_callbacks()
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    # tensorstore appends the repr of a bound method, not the details it announces.
+    first_line = first_line.split(" See full TensorStore details")[0][:300]
     return UserError(
         f"checkpoint {step_dir} is unreadable ({type(error).__name__}: {first_line}); "
         "move that step directory aside to start from the previous one"
     )
 
 
-def restore_state(step_dir: pathlib.Path, abstract_state):
+def restore_state(step_dir: paths.Path, abstract_state):
     """(state, data_state) of one step, placed with the shardings `abstract_state` carries."""
     root, step = step_dir.parent, int(step_dir.name)
     target = nn.meta.unbox(abstract_state)
     try:
         reader = _reader(root)
-        stored = reader.item_metadata(step)[layout.STATE_ITEM]
     except (OSError, ValueError, KeyError) as e:
         raise _unreadable(step_dir, e) from e
-    if stored is None:
-        raise _unreadable(step_dir, FileNotFoundError(f"no {layout.STATE_ITEM} item"))
-    _check_structure(getattr(stored, "tree", stored), target, step_dir)
+    # Closed on every path: a reader left open when an error propagates is torn down at
+    # interpreter exit, after its event loop, and prints a traceback below the error line.
     try:
-        restored = reader.restore(
-            step,
-            args=ocp.args.Composite(
-                **{
-                    layout.STATE_ITEM: ocp.args.StandardRestore(target),
-                    layout.DATA_ITEM: ocp.args.JsonRestore(),
-                }
-            ),
-        )
-    except Exception as e:  # tensorstore, OCDBT and JSON errors all mean a damaged step
-        raise _unreadable(step_dir, e) from e
+        try:
+            stored = reader.item_metadata(step)[layout.STATE_ITEM]
+        except (OSError, ValueError, KeyError) as e:
+            raise _unreadable(step_dir, e) from e
+        if stored is None:
+            raise _unreadable(step_dir, FileNotFoundError(f"no {layout.STATE_ITEM} item"))
+        _check_structure(getattr(stored, "tree", stored), target, step_dir)
+        try:
+            restored = reader.restore(
+                step,
+                args=ocp.args.Composite(
+                    **{
+                        layout.STATE_ITEM: ocp.args.StandardRestore(target),
+                        layout.DATA_ITEM: ocp.args.JsonRestore(),
+                    }
+                ),
+            )
+        except Exception as e:  # tensorstore, OCDBT and JSON errors all mean a damaged step
+            raise _unreadable(step_dir, e) from e
     finally:
         reader.close()
     data_state = restored[layout.DATA_ITEM]
     return _rebox(abstract_state, restored[layout.STATE_ITEM]), data_state
 
 
-def read_arrays(step_dir: pathlib.Path, subtree: str | None = None):
+def read_arrays(step_dir: paths.Path, subtree: str | None = None):
     """One step's stored state (or its top-level `subtree`, e.g. "params") as host numpy
     arrays, in the nested-dict form Orbax stores; nothing is placed on a device."""
     state_dir = step_dir / layout.STATE_ITEM
@@ -156,6 +200,6 @@ def read_arrays(step_dir: pathlib.Path, subtree: str | None = None):
     return restored if subtree is None else restored[subtree]
 
 
-def read_params(step_dir: pathlib.Path) -> dict:
+def read_params(step_dir: paths.Path) -> dict:
     """The `params` subtree of one step's state as host numpy arrays (no device placement)."""
     return read_arrays(step_dir, "params")

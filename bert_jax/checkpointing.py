@@ -7,10 +7,15 @@ preemption, and where a run starts from.
      continues exactly (params, optimizer state, step, RNG, data position). A finished run
      restores its last step, so its loop ends at once instead of training again.
   2. `config.resume_from`: another workdir or one of its step directories: the full state.
-  3. `config.init_from`: parameters only (`bert_jax/init_from.py`: a bert-jax checkpoint, a
+  3. `config.init_from` with `checkpoint.init_optimizer`: a new phase of one training (two-phase
+     pretraining: sequence length 128, then 512 with another batch size). Params AND optimizer
+     state of a bert-jax checkpoint of the same model and optimizer; the step count continues,
+     or restarts at 0 with `checkpoint.reset_step` (the optimizer's own counts with it, so the
+     new phase's schedule starts over); the data position is fresh, since the data changed.
+  4. `config.init_from`: parameters only (`bert_jax/init_from.py`: a bert-jax checkpoint, a
      Hugging Face directory or a Google TF checkpoint), with fresh heads where the model has
      new ones, a fresh optimizer state and step 0.
-  4. scratch: `init_state_fn()`.
+  5. scratch: `init_state_fn()`.
 
 Every restore lands in the *current* mesh: the target is an abstract state whose leaves carry
 the shardings of this run, whatever mesh, device count or process count wrote the checkpoint.
@@ -36,7 +41,7 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from bert_jax import checkpoint_metadata as layout
-from bert_jax import checkpoint_restore
+from bert_jax import checkpoint_restore, paths
 from bert_jax.config import BertConfig
 from bert_jax.errors import UserError
 
@@ -127,6 +132,8 @@ class Checkpointer:
 
     def __init__(self, workdir, options, metadata: dict):
         self.directory = layout.checkpoint_dir(workdir)
+        # A missing bucket or absent credentials: one line naming the path, before any work.
+        paths.check_accessible(self.directory, writable=True)
         self.metadata = _json_ready(dict(metadata))
         self._options = options
         self._started = datetime.datetime.now(tz=datetime.timezone.utc)
@@ -271,11 +278,20 @@ def _preemption_sync_point(step: int) -> bool:
 
 def resume_or_init(ckpt: Checkpointer, config, abstract_state, init_state_fn):
     """(state, data_state, source) in the order of the module docstring: own latest
-    checkpoint > config.resume_from (full state) > config.init_from (params only) > scratch.
+    checkpoint > config.resume_from (full state) > config.init_from with
+    checkpoint.init_optimizer (params and optimizer state, fresh data position) >
+    config.init_from (params only) > scratch.
 
     `abstract_state`: the TrainState as jax.ShapeDtypeStruct leaves carrying this run's
     shardings; `init_state_fn()`: a freshly initialised, sharded TrainState. `data_state` is
     None unless a full state was restored. `source` is one line for the log."""
+    init_from = config.get("init_from") if config is not None else None
+    init_optimizer = bool(_option(ckpt._options, "init_optimizer", False))
+    if init_optimizer and not init_from:
+        raise UserError(
+            "checkpoint.init_optimizer is set but init_from is empty: set --config.init_from "
+            "to the previous phase's workdir"
+        )
     latest = ckpt.latest_step()
     if latest is not None:
         step_dir = ckpt.directory / str(latest)
@@ -291,7 +307,12 @@ def resume_or_init(ckpt: Checkpointer, config, abstract_state, init_state_fn):
         state, data_state = checkpoint_restore.restore_state(step_dir, abstract_state)
         return state, data_state, f"resume_from {step_dir}: step {step}, full state"
 
-    init_from = config.get("init_from") if config is not None else None
+    if init_from and init_optimizer:
+        reset = bool(_option(ckpt._options, "reset_step", False))
+        train = config.get("train") if config is not None else None
+        num_steps = train.get("num_steps") if train is not None else None
+        return _next_phase(ckpt, init_from, abstract_state, reset, num_steps)
+
     state = init_state_fn()
     if init_from:
         from bert_jax import init_from as init_from_lib
@@ -303,6 +324,50 @@ def resume_or_init(ckpt: Checkpointer, config, abstract_state, init_state_fn):
         )
         return state.replace(params=params), None, f"init_from {report.summary()}"
     return state, None, "scratch"
+
+
+def _next_phase(ckpt: Checkpointer, init_from, abstract_state, reset: bool, num_steps):
+    """The state of another run's checkpoint as the start of a new phase: params, optimizer
+    state and RNG restored; the step (and the optimizer's counts) zeroed when `reset`; no data
+    position, so the new data starts at its beginning."""
+    try:
+        root, step = layout.resolve(init_from)
+    except UserError as e:
+        raise UserError(f"checkpoint.init_optimizer needs a bert-jax checkpoint: {e}") from None
+    step_dir = root / str(step)
+    layout.check_same_model(layout.read_metadata(step_dir), ckpt.metadata, str(step_dir))
+    if not reset and num_steps is not None and step >= num_steps:
+        raise UserError(
+            f"init_from {step_dir} is at step {step}, not before train.num_steps {num_steps}: "
+            "the step count continues (set train.num_steps beyond it, or checkpoint.reset_step)"
+        )
+    state, _ = checkpoint_restore.restore_state(step_dir, abstract_state)
+    if reset:
+        state = restart_counts(state)
+    kept = "reset to 0" if reset else f"continues from {step}"
+    return (
+        state,
+        None,
+        (
+            f"init_from {step_dir}: params and optimizer state of step {step}, step {kept}, "
+            "fresh data position"
+        ),
+    )
+
+
+def restart_counts(state):
+    """`state` with its step and every optimizer `count` (schedules, bias corrections) at 0,
+    each zero placed like the value it replaces."""
+
+    def zero(leaf):
+        return jax.device_put(np.zeros(leaf.shape, leaf.dtype), leaf.sharding)
+
+    def reset(path, leaf):
+        named_count = bool(path) and getattr(path[-1], "name", None) == "count"
+        return zero(leaf) if named_count else leaf
+
+    opt_state = jax.tree_util.tree_map_with_path(reset, state.opt_state)
+    return state.replace(step=zero(state.step), opt_state=opt_state)
 
 
 def load_params(path) -> tuple[BertConfig, dict]:

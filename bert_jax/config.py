@@ -5,12 +5,52 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import pathlib
 
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 ATTENTION_IMPLEMENTATIONS = ("einsum", "dot_product")
 REMAT_POLICIES = ("nothing_saveable", "dots_saveable", "dots_with_no_batch_dims_saveable")
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+_SIZES = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+          "max_position_embeddings", "type_vocab_size")  # fmt: skip
+
+
+def check_fields(values: dict, prefix: str = "") -> None:
+    """UserError naming the first bad field of a BertConfig's `values` (`prefix` + name, e.g.
+    "model.num_heads", as the config that set it calls it)."""
+
+    def name(field: str) -> str:
+        return prefix + field
+
+    for field in _SIZES:
+        value = values[field]
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise UserError(f"{name(field)} must be a positive integer, got {value!r}")
+    if values["hidden_size"] % values["num_heads"]:
+        raise UserError(
+            f"{name('hidden_size')} {values['hidden_size']} is not divisible by "
+            f"{name('num_heads')} {values['num_heads']}"
+        )
+    for field in ("hidden_dropout", "attention_dropout"):
+        if not 0.0 <= values[field] < 1.0:
+            raise UserError(f"{name(field)} {values[field]} must be in [0, 1)")
+    for field in ("layer_norm_eps", "initializer_range"):
+        if not values[field] > 0:
+            raise UserError(f"{name(field)} {values[field]} must be positive")
+    choices = {
+        "dtype": DTYPES,
+        "param_dtype": DTYPES,
+        "attention": ATTENTION_IMPLEMENTATIONS,
+        "remat_policy": REMAT_POLICIES,
+    }
+    for field, allowed in choices.items():
+        if values[field] not in allowed:
+            raise UserError(f"{name(field)} {values[field]!r} is not one of {', '.join(allowed)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,21 +82,7 @@ class BertConfig:
     attention: str = "einsum"
 
     def __post_init__(self):
-        if self.hidden_size % self.num_heads:
-            raise UserError(
-                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
-            )
-        if self.attention not in ATTENTION_IMPLEMENTATIONS:
-            raise UserError(
-                f"attention {self.attention!r} is not one of {', '.join(ATTENTION_IMPLEMENTATIONS)}"
-            )
-        if self.remat_policy not in REMAT_POLICIES:
-            raise UserError(
-                f"remat_policy {self.remat_policy!r} is not one of {', '.join(REMAT_POLICIES)}"
-            )
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        check_fields(dataclasses.asdict(self))
 
     @property
     def head_dim(self) -> int:
@@ -99,11 +125,19 @@ SIZES.update(
 )
 
 
-def preset(name: str, **overrides) -> BertConfig:
-    """The named size preset (e.g. "base", "L-4_H-256"), with field overrides."""
+def preset(name: str, prefix: str = "", **overrides) -> BertConfig:
+    """The named size preset (e.g. "base", "L-4_H-256") with field overrides; errors name the
+    field as `prefix` + field (e.g. "model.hidden_size" for a config section)."""
     if name not in SIZES:
-        raise UserError(f"unknown model size {name!r}; choose one of: {', '.join(SIZES)}")
-    return BertConfig(**SIZES[name]).replace(**overrides)
+        label = f"{prefix}size" if prefix else "model size"
+        raise UserError(f"unknown {label} {name!r}; choose one of: {', '.join(SIZES)}")
+    values = dataclasses.asdict(BertConfig(**SIZES[name]))
+    unknown = set(overrides) - set(values)
+    if unknown:
+        raise UserError(f"unknown BertConfig field(s): {', '.join(sorted(unknown))}")
+    values.update(overrides)
+    check_fields(values, prefix)
+    return BertConfig(**values)
 
 
 _ACTIVATIONS = {"gelu": False, "gelu_new": True, "gelu_pytorch_tanh": True, "gelu_python": False}
@@ -140,7 +174,7 @@ def from_json_dict(values: dict, source: str = "config") -> BertConfig:
 
 
 def from_json_file(path: str | pathlib.Path) -> BertConfig:
-    path = pathlib.Path(path)
+    path = paths.path(path)  # local or gs:// alike
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:

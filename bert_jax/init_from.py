@@ -72,9 +72,13 @@ def _is_bert_jax(source: str) -> bool:
 
 def read_source(source: str | os.PathLike) -> tuple[dict, str, str | None]:
     """(params as host numpy, format, vocab fingerprint or None) of any supported source."""
+    from bert_jax.interop import load
+
     source = os.fspath(source)
-    if not os.path.exists(source) and not os.path.exists(source + ".index"):
-        raise UserError(f"init_from: checkpoint not found: {source}")
+    try:
+        load.require_checkpoint(source)
+    except UserError as e:
+        raise UserError(f"init_from: {e}") from None
     if _is_bert_jax(source):
         from bert_jax import checkpointing
 
@@ -82,8 +86,6 @@ def read_source(source: str | os.PathLike) -> tuple[dict, str, str | None]:
         fingerprint = checkpoint_metadata.read_metadata(root / str(step)).get("vocab_fingerprint")
         _, params = checkpointing.load_params(source)
         return params, "bert-jax", fingerprint
-    from bert_jax.interop import load
-
     _, params, report = load.load_pretrained(source)
     return params, report.get("format", "pretrained"), None
 

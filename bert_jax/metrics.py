@@ -35,7 +35,9 @@ class Accumulator:
             return {}
         out = summarize(self.totals, nsp)
         for key, value in self.totals.items():
-            if key not in SUM_KEYS:
+            # A step's own `loss` (of its batch) would replace the pooled one; keep the
+            # pooled one, so the logged loss is mlm_loss + nsp_loss from the same sums.
+            if key not in SUM_KEYS and key not in out:
                 out[key] = value / self.steps
         return out
 

@@ -3,7 +3,7 @@
   bert_adamw  the original `AdamWeightDecayOptimizer`: Adam moments WITHOUT bias correction,
               eps 1e-6 added to sqrt(v), decoupled weight decay, lr applied to both
   adamw       optax.adamw (bias-corrected)
-  lamb        optax.lamb (layer-wise trust ratio)
+  lamb        LAMB as the reference implementations run it (layer-wise trust ratio)
 
 All three skip weight decay on LayerNorm parameters and biases, and clip the gradient's global
 norm first. Schedules: `linear` is BERT's (linear warmup, then polynomial decay computed from
@@ -72,6 +72,24 @@ def bert_adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01, mas
     )
 
 
+def lamb(learning_rate, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01, mask=decay_mask):
+    """LAMB: bias-corrected Adam direction u (+ wd * p where `mask`), scaled per parameter by the
+    trust ratio ||p|| / ||u|| (1 where either norm is 0), then by the learning rate.
+
+    Parameters exempt from weight decay (LayerNorm, biases) also skip the trust ratio (ratio 1),
+    as in the reference LAMBs: Google's `LAMBOptimizer` (exclude_from_layer_adaptation defaults
+    to exclude_from_weight_decay) and NVIDIA's FusedLAMB (use_nvlamb=False: no adaptation where
+    weight decay is 0). optax.lamb applies the ratio to every parameter, which drives tiny
+    vectors like LayerNorm biases (norm near 0) to a near-zero step.
+    """
+    return optax.chain(
+        optax.scale_by_adam(b1, b2, eps),
+        optax.add_decayed_weights(weight_decay, mask),
+        optax.masked(optax.scale_by_trust_ratio(), mask),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
 def _adamw(schedule, o):
     return optax.adamw(schedule, o.b1, o.b2, o.eps, weight_decay=o.weight_decay, mask=decay_mask)
 
@@ -81,7 +99,7 @@ def _bert_adamw(schedule, o):
 
 
 def _lamb(schedule, o):
-    return optax.lamb(schedule, o.b1, o.b2, o.eps, weight_decay=o.weight_decay, mask=decay_mask)
+    return lamb(schedule, o.b1, o.b2, o.eps, o.weight_decay, decay_mask)
 
 
 OPTIMIZERS = {"bert_adamw": _bert_adamw, "adamw": _adamw, "lamb": _lamb}

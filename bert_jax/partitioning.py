@@ -1,5 +1,6 @@
-"""The whole sharding policy in one place: the device mesh built from the config, and one small
-table mapping the model's logical axis names to mesh axes.
+"""The whole sharding policy in one place: the device mesh built from the config, one small
+table mapping the model's logical axis names to mesh axes, and the assembly of each global batch
+from the rows every process supplies (`host_feed`, `to_global_batch`).
 
 Mesh axes:
   data    batch split, params replicated (plain data parallelism)
@@ -14,11 +15,13 @@ compiles, so a bad mesh or batch is one line naming the numbers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 
 import flax.linen as nn
 import jax
+import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -180,9 +183,9 @@ def check_divisible(abstract_tree, shardings) -> None:
                 )
 
 
-def check_batch(batch_size: int, accum_steps: int, mesh: Mesh, process_count: int) -> None:
-    """The global batch splits into `accum_steps` micro-batches, each over every batch shard,
-    and into equal per-host parts."""
+def check_batch(batch_size: int, accum_steps: int, mesh: Mesh) -> None:
+    """The global batch splits into `accum_steps` micro-batches, each over every batch shard (and
+    so into the equal parts the processes supply: see `host_feed`)."""
     if batch_size < 1 or accum_steps < 1:
         raise UserError(
             f"train.batch_size {batch_size} and train.accum_steps {accum_steps} must be positive"
@@ -199,7 +202,110 @@ def check_batch(batch_size: int, accum_steps: int, mesh: Mesh, process_count: in
         raise UserError(
             f"global batch {micro}{where} is not divisible by {shards} batch shards ({split})"
         )
-    if batch_size % process_count:
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-host batch assembly
+#
+# The global batch is cut into `batch_shards(mesh)` equal row blocks, block s on the devices at
+# batch-shard index s. A process supplies the blocks its own devices hold. When one block lies on
+# devices of several processes (e.g. tensor=8 over hosts of 4 chips), each of them must supply the
+# SAME rows for it, so the input streams are keyed by "group" (the processes holding the same
+# blocks), not by process: processes of one group read one stream.
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFeed:
+    """What this process supplies: the host batch is the rows of `shards` (ascending) of every
+    global batch, read from input stream `group` of `groups`."""
+
+    mesh: Mesh
+    group: int
+    groups: int
+    shards: tuple[int, ...]  # the batch shards this process's devices hold, ascending
+    num_shards: int
+    process_count: int
+
+    def rows(self, global_rows: int) -> np.ndarray:
+        """The global row indices of this process's host batch, in host-batch order."""
+        per = global_rows // self.num_shards
+        return np.concatenate([np.arange(s * per, (s + 1) * per) for s in self.shards])
+
+
+def _shards_by_process(mesh: Mesh) -> dict[int, set[int]]:
+    """Process index -> the batch shards its devices hold (read from the batch sharding)."""
+    shards = batch_shards(mesh)
+    held: dict[int, set[int]] = {}
+    for device, index in batch_sharding(mesh).devices_indices_map((shards,)).items():
+        held.setdefault(device.process_index, set()).add(index[0].start or 0)
+    return held
+
+
+def group_processes(held: Mapping[int, set[int]], layout: str) -> list[tuple[int, ...]]:
+    """The groups' shards, ordered by their first shard: processes holding the same shards form
+    one group; groups must hold disjoint shards, equally many each. `layout` names the mesh and
+    hosts in the error."""
+    groups = sorted({tuple(sorted(s)) for s in held.values()})
+    seen: dict[int, tuple[int, ...]] = {}
+    for group in groups:
+        for shard in group:
+            if shard in seen:
+                a = next(p for p, s in held.items() if tuple(sorted(s)) == seen[shard])
+                b = next(p for p, s in held.items() if tuple(sorted(s)) == group)
+                raise UserError(
+                    f"{layout}: process {a} holds batch shards {list(seen[shard])} and process "
+                    f"{b} holds {list(group)}; a shard shared by processes must be all they hold "
+                    "(change the mesh or the device order)"
+                )
+            seen[shard] = group
+    if len({len(g) for g in groups}) > 1:
+        sizes = ", ".join(f"{list(g)}" for g in groups)
         raise UserError(
-            f"train.batch_size {batch_size} is not divisible by {process_count} processes"
+            f"{layout}: processes hold unequal numbers of batch shards ({sizes}), so their input "
+            "rows cannot be equal parts of the batch (change the mesh or the device order)"
         )
+    return groups
+
+
+def host_feed(mesh: Mesh, process_index: int | None = None) -> HostFeed:
+    """This process's part in building every global batch on `mesh` (see `HostFeed`)."""
+    process = jax.process_index() if process_index is None else process_index
+    held = _shards_by_process(mesh)
+    layout = (
+        f"mesh {_describe(dict(mesh.shape))} over {len(held)} processes x "
+        f"{mesh.devices.size // len(held)} devices"
+    )
+    groups = group_processes(held, layout)
+    mine = tuple(sorted(held[process]))
+    return HostFeed(
+        mesh=mesh,
+        group=groups.index(mine),
+        groups=len(groups),
+        shards=mine,
+        num_shards=batch_shards(mesh),
+        process_count=len(held),
+    )
+
+
+def to_global_batch(host_batch: dict, feed: HostFeed) -> dict:
+    """This process's host batch -> global jax.Arrays split on dim 0 over the batch axes: host
+    rows block j goes to batch shard `feed.shards[j]` on every local device that holds it."""
+    sharding = batch_sharding(feed.mesh)
+    out = {}
+    for name, value in host_batch.items():
+        value = np.asarray(value)
+        if value.shape[0] % len(feed.shards):
+            raise UserError(
+                f"host batch of {value.shape[0]} rows ({name}) does not split over the "
+                f"{len(feed.shards)} batch shards this process holds"
+            )
+        per = value.shape[0] // len(feed.shards)
+        block = {shard: j for j, shard in enumerate(feed.shards)}
+
+        def piece(index, value=value, per=per, block=block):
+            j = block[(index[0].start or 0) // per]
+            return value[j * per : (j + 1) * per][(slice(None), *index[1:])]
+
+        shape = (per * feed.num_shards, *value.shape[1:])
+        out[name] = jax.make_array_from_callback(shape, sharding, piece)
+    return out

@@ -88,6 +88,10 @@ def describe_error(location: PathLike, error: BaseException) -> str:
     return f"cannot access {os.fspath(location)}: {text}"
 
 
+def _is_root(p: epath.Path) -> bool:
+    return p == p.parent or os.fspath(p).endswith("://")
+
+
 def check_accessible(location: PathLike, writable: bool = False) -> epath.Path:
     """Fail early, with one line naming the path, when `location` (a directory that may not
     exist yet) cannot be read or, with `writable`, created: a missing bucket or absent
@@ -98,7 +102,9 @@ def check_accessible(location: PathLike, writable: bool = False) -> epath.Path:
             return p
         if writable:
             ancestor = p.parent
-            while ancestor != ancestor.parent and not ancestor.exists():
+            # Stop below the root: for gs:// at the bucket (listing "gs://" itself would list
+            # every bucket of the project, and succeed for a missing one).
+            while not _is_root(ancestor.parent) and not ancestor.exists():
                 ancestor = ancestor.parent
             if is_remote(p):
                 # A bucket root "exists" only when the bucket does; probing lists it.

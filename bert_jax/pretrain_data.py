@@ -69,29 +69,28 @@ def _demo_data(data, workdir: str | None, process_count: int):
     return data
 
 
-def open_data(
-    config, eval_batch_size: int, process_index: int, process_count: int, workdir=None
-) -> PretrainData:
-    """Reads metadata only; streams open when the loop calls `train(state)`/`evaluation()`."""
+def open_data(config, eval_batch_size: int, feed, workdir=None, warn=print) -> PretrainData:
+    """Reads metadata (and the first held-out batch) only; the training stream opens when the loop
+    calls `train(state)`. `feed` (`partitioning.HostFeed`) says which rows this process supplies:
+    its input streams are those of its batch-shard group, so processes that share a batch shard
+    read identical rows. No held-out examples: `has_eval` is False, with one `warn` line."""
     data, train_cfg = config.data, config.train
     if data.demo_corpus and not data.synthetic:
-        data = _demo_data(data, workdir, process_count)
+        data = _demo_data(data, workdir, feed.process_count)
     if data.synthetic:
         vocab_size = config.model.vocab_size or SYNTHETIC_VOCAB_SIZE
         shape = (data.max_seq_length, data.max_predictions_per_seq, vocab_size)
 
         def train(state):
-            stream = synthetic_data.SyntheticBatches(
-                data.seed, train_cfg.batch_size, *shape, process_index, process_count
-            )
+            rows = feed.rows(train_cfg.batch_size)
+            stream = synthetic_data.SyntheticBatches(data.seed, train_cfg.batch_size, *shape, rows)
             if state:
                 stream.set_state(state)
             return stream
 
         def evaluation():
-            stream = synthetic_data.SyntheticBatches(
-                data.eval_seed, eval_batch_size, *shape, process_index, process_count
-            )
+            rows = feed.rows(eval_batch_size)
+            stream = synthetic_data.SyntheticBatches(data.eval_seed, eval_batch_size, *shape, rows)
             return itertools.islice(stream, train_cfg.eval_batches)
 
         return PretrainData(vocab_size, None, train, evaluation, train_cfg.eval_batches > 0)
@@ -101,24 +100,15 @@ def open_data(
             "data.data_dir is empty: set --config.data.data_dir=DIR (shards from `bert-jax "
             "prepare`) or --config.data.synthetic=True"
         )
-    from bert_jax.data import pipeline, shard_reader
+    from bert_jax.data import pipeline
 
     data_cfg = _data_config(data)
     tokens, fingerprint = _tokens(data)
-    try:
-        shard_reader.list_shards(data.data_dir, "eval")
-        has_eval = train_cfg.eval_batches > 0
-    except UserError:
-        has_eval = False
+    streams = {"process_index": feed.group, "process_count": feed.groups}
 
     def train(state):
         return pipeline.train_batches(
-            data_cfg,
-            tokens,
-            train_cfg.batch_size,
-            process_index=process_index,
-            process_count=process_count,
-            state=state,
+            data_cfg, tokens, train_cfg.batch_size, state=state, **streams
         )
 
     eval_set = None
@@ -126,33 +116,49 @@ def open_data(
     def evaluation():
         nonlocal eval_set
         if eval_set is None:
-            eval_set = pipeline.eval_batches(
-                data_cfg,
-                tokens,
-                eval_batch_size,
-                process_index=process_index,
-                process_count=process_count,
-            )
+            eval_set = pipeline.eval_batches(data_cfg, tokens, eval_batch_size, **streams)
         return itertools.islice(eval_set, train_cfg.eval_batches)
 
+    has_eval = train_cfg.eval_batches > 0 and _holds_eval_examples(data.data_dir, evaluation, warn)
     return PretrainData(tokens.vocab_size, fingerprint, train, evaluation, has_eval)
 
 
-def stream_state(stream, process_count: int) -> dict:
-    """The position to checkpoint: one process's state, or every process's (a collective)."""
+def _holds_eval_examples(data_dir: str, evaluation, warn) -> bool:
+    """Whether the held-out split yields a batch. Checked before training, so a missing or empty
+    split (older `prepare` wrote empty eval files) skips evaluation instead of failing the first
+    one: with one warning line."""
+    from bert_jax.data import shard_reader
+
+    try:
+        shard_reader.list_shards(data_dir, "eval")
+    except UserError:
+        warn(f"warning: {data_dir} has no eval split; training runs without evaluation")
+        return False
+    try:
+        next(iter(evaluation()))
+    except UserError as e:
+        if "hold no examples" not in str(e):
+            raise
+        warn(f"warning: {e}; training runs without evaluation")
+        return False
+    return True
+
+
+def stream_state(stream, feed) -> dict:
+    """The position to checkpoint: the stream's own, or one per input stream (a collective: every
+    process calls it). Processes of one batch-shard group read one stream, so one of them speaks
+    for the group and the saved count is the group count the data was read with."""
     if isinstance(stream, synthetic_data.SyntheticBatches):
         return stream.get_state()
     state = stream.state()
-    if process_count == 1:
+    if feed.process_count == 1:
         return state
     from bert_jax.data import pipeline
 
-    return pipeline.gather_process_states(state)
-
-
-def to_global(host_batch: dict, mesh) -> dict:
-    """Host rows of every process -> one global batch sharded over the batch axes."""
-    from bert_jax.data.pipeline import to_global_batch  # imports no TensorFlow
-    from bert_jax.partitioning import BATCH_AXES
-
-    return to_global_batch(host_batch, mesh, BATCH_AXES)
+    gathered = pipeline.gather_process_states(state)
+    by_group = {s["process_index"]: s for s in gathered["processes"]}
+    return {
+        **gathered,
+        "process_count": len(by_group),
+        "processes": [by_group[g] for g in range(len(by_group))],
+    }

@@ -1,8 +1,8 @@
 """Random pretraining batches with the real batch layout, for smoke runs, tests and benchmarks.
 
 Each global batch is a pure function of (seed, step), and every process takes its own rows of
-it, so any number of processes sees the same global batch: runs on different meshes and process
-counts are comparable step for step.
+it (the rows its devices hold: `HostFeed.rows`), so any number of processes sees the same global
+batch: runs on different meshes and process counts are comparable step for step.
 """
 
 from __future__ import annotations
@@ -47,20 +47,15 @@ def global_batch(
     }
 
 
-def host_rows(batch: dict, process_index: int, process_count: int) -> dict:
-    """This process's contiguous share of a global batch (as each host reads its own)."""
-    size = next(iter(batch.values())).shape[0] // process_count
-    return {k: v[process_index * size : (process_index + 1) * size] for k, v in batch.items()}
-
-
 class SyntheticBatches:
-    """An endless, resumable stream of this host's rows of `global_batch(seed, step, ...)`."""
+    """An endless, resumable stream of `rows` (global row indices; None: all) of every
+    `global_batch(seed, step, ...)`."""
 
     def __init__(self, seed, batch_size, seq_length, num_predictions, vocab_size,
-                 process_index=0, process_count=1, step=0):  # fmt: skip
+                 rows=None, step=0):  # fmt: skip
         self.args = (batch_size, seq_length, num_predictions, vocab_size)
         self.seed, self.step = seed, step
-        self.process = (process_index, process_count)
+        self.rows = slice(None) if rows is None else rows
 
     def __iter__(self):
         return self
@@ -68,7 +63,7 @@ class SyntheticBatches:
     def __next__(self) -> dict:
         batch = global_batch(self.seed, self.step, *self.args)
         self.step += 1
-        return host_rows(batch, *self.process)
+        return {k: v[self.rows] for k, v in batch.items()}
 
     def get_state(self) -> dict:
         return {"step": self.step}

@@ -8,12 +8,15 @@ The loop never waits for the step it just dispatched: it dispatches step N, then
 metrics of step N-1 (which are done or nearly so), so the host prepares the next batch while
 the device computes. It waits for step N itself only where it must: before a checkpoint (a
 state is saved only after its loss and gradient norm were seen to be finite), an evaluation,
-and the end. A non-finite metric stops the run without saving the state that produced it.
+and the end. A non-finite metric stops the run without saving the state that produced it; an
+evaluation that fails saves the step first, then raises. A run whose data has no held-out
+examples trains without evaluation (one warning at setup).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 
 import jax
@@ -39,14 +42,15 @@ class Diverged(RuntimeError):
 
 
 def bert_config(model, vocab_size: int, seq_length: int, num_predictions: int) -> BertConfig:
-    """The architecture: a size preset, the config's model fields, the data's vocabulary."""
-    fields = {k: v for k, v in model.items() if k not in ("size", "vocab_size")}
+    """The architecture: the size preset, overridden by every model field the config sets (None
+    keeps the preset's), with the data's vocabulary unless model.vocab_size asks for more."""
+    fields = {k: v for k, v in model.items() if k not in ("size", "vocab_size") and v is not None}
     if model.vocab_size and model.vocab_size < vocab_size:
         raise UserError(
             f"model.vocab_size {model.vocab_size} is smaller than the data's vocabulary "
             f"({vocab_size} tokens)"
         )
-    config = preset(model.size, vocab_size=model.vocab_size or vocab_size, **fields)
+    config = preset(model.size, "model.", vocab_size=model.vocab_size or vocab_size, **fields)
     if seq_length > config.max_position_embeddings:
         raise UserError(
             f"data.max_seq_length {seq_length} exceeds the position table "
@@ -59,16 +63,22 @@ def bert_config(model, vocab_size: int, seq_length: int, num_predictions: int) -
     return config
 
 
-def eval_batch_size(config, mesh, process_count: int) -> int:
+def eval_batch_size(config, mesh) -> int:
     t = config.train
     size = t.eval_batch_size or t.batch_size // t.accum_steps
     shards = partitioning.batch_shards(mesh)
-    if size % shards or size % process_count:
+    if size % shards:
         raise UserError(
-            f"eval batch {size} is not divisible by {shards} batch shards and "
-            f"{process_count} processes (set train.eval_batch_size)"
+            f"eval batch {size} is not divisible by {shards} batch shards "
+            "(set train.eval_batch_size)"
         )
     return size
+
+
+def _warn(text: str) -> None:
+    """A setup warning, once for the whole run (process 0 speaks)."""
+    if jax.process_index() == 0:
+        print(text, file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass
@@ -78,6 +88,7 @@ class Setup:
     config: object
     workdir: str | None
     mesh: object
+    feed: partitioning.HostFeed
     data: pretrain_data.PretrainData
     model_config: BertConfig
     sharded: train_state.ShardedInit
@@ -90,13 +101,13 @@ def setup(config, workdir: str | None) -> Setup:
     """Check the config against the devices and the data, and build (not compile) the steps."""
     t, data_cfg = config.train, config.data
     seq, predictions = data_cfg.max_seq_length, data_cfg.max_predictions_per_seq
-    process_count = jax.process_count()
     if t.num_steps < 1 or t.log_every_steps < 1 or t.eval_every_steps < 1:
         raise UserError("train.num_steps, log_every_steps and eval_every_steps must be positive")
     mesh = partitioning.make_mesh(config.mesh)
-    partitioning.check_batch(t.batch_size, t.accum_steps, mesh, process_count)
-    eval_size = eval_batch_size(config, mesh, process_count)
-    data = pretrain_data.open_data(config, eval_size, jax.process_index(), process_count, workdir)
+    partitioning.check_batch(t.batch_size, t.accum_steps, mesh)
+    feed = partitioning.host_feed(mesh)
+    eval_size = eval_batch_size(config, mesh)
+    data = pretrain_data.open_data(config, eval_size, feed, workdir, warn=_warn)
     model_config = bert_config(config.model, data.vocab_size, seq, predictions)
     model = BertForPreTraining(model_config)
     tx, schedule = optim.make_optimizer(config.optimizer, t.num_steps)
@@ -109,6 +120,7 @@ def setup(config, workdir: str | None) -> Setup:
         config=config,
         workdir=workdir,
         mesh=mesh,
+        feed=feed,
         data=data,
         model_config=model_config,
         sharded=sharded,
@@ -170,12 +182,15 @@ def _banner(run: Setup, state, source: str, step: int) -> str:
 
 
 def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, float]:
-    t, mesh, data = run.config.train, run.mesh, run.data
+    t, data = run.config.train, run.data
     seq, predictions = run.config.data.max_seq_length, run.config.data.max_predictions_per_seq
     step = int(jax.device_get(state.step))
     stream = data.train(data_state)
     throughput = Throughput(
-        train_flops(run.model_config, t.batch_size, seq, predictions), t.batch_size, seq
+        train_flops(run.model_config, t.batch_size, seq, predictions),
+        t.batch_size,
+        seq,
+        run.model_config.dtype,
     )
     totals = metrics.Accumulator()
     summaries: dict[str, float] = {}
@@ -210,7 +225,7 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, f
             totals.reset()
 
     while step < t.num_steps:
-        batch = pretrain_data.to_global(next(stream), mesh)
+        batch = partitioning.to_global_batch(next(stream), run.feed)
         state, step_metrics = run.step_fn(state, batch)
         step += 1
         settle()  # the previous step's metrics
@@ -224,15 +239,26 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, f
         if not (eval_due or save_due):
             continue
         settle()
-        eval_summary = None
+        eval_summary, eval_error = None, None
         if eval_due:
-            eval_summary = evaluate(run.eval_fn, state.params, data, mesh, run.nsp)
-            summaries.update({f"eval/{k}": v for k, v in eval_summary.items()})
-            reporter.scalars(step, "eval", eval_summary)
+            try:
+                eval_summary = evaluate(run.eval_fn, state.params, data, run.feed, run.nsp)
+            except Exception as e:  # re-raised below, once the step is saved
+                if ckpt is None:
+                    raise
+                # The state is sound (its metrics were finite); only evaluation failed: keep it.
+                eval_error, save_due = e, True
+            else:
+                summaries.update({f"eval/{k}": v for k, v in eval_summary.items()})
+                reporter.scalars(step, "eval", eval_summary)
         if save_due:
-            position = pretrain_data.stream_state(stream, jax.process_count())
-            if ckpt.save(step, state, position, eval_summary, force=preempted or last):
+            position = pretrain_data.stream_state(stream, run.feed)
+            forced = preempted or last or eval_error is not None
+            if ckpt.save(step, state, position, eval_summary, force=forced):
                 last_saved = step
+        if eval_error is not None:
+            ckpt.wait()
+            raise eval_error
         # Evaluation and the checkpoint hand-over paused training: keep them out of the rate.
         throughput.restart(step)
         if preempted:
@@ -243,9 +269,9 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, f
     return summaries
 
 
-def evaluate(eval_fn, params, data, mesh, nsp: bool) -> dict[str, float]:
+def evaluate(eval_fn, params, data, feed, nsp: bool) -> dict[str, float]:
     """MLM/NSP loss and accuracy over the held-out batches (all dispatched, then read)."""
-    sums = [eval_fn(params, pretrain_data.to_global(b, mesh)) for b in data.evaluation()]
+    sums = [eval_fn(params, partitioning.to_global_batch(b, feed)) for b in data.evaluation()]
     totals = metrics.Accumulator()
     for values in jax.device_get(sums):
         totals.add(values)

@@ -18,14 +18,17 @@ log = logging.getLogger("bert_jax.train")
 
 class Throughput:
     """Sequences/s, tokens/s and model FLOP/s (MFU where the chip's peak is known) between two
-    `measure` calls. Time starts at the first `start` (after compilation), not at launch."""
+    `measure` calls. Time starts at the first `start` (after compilation), not at launch.
 
-    def __init__(self, flops_per_step: float, batch_size: int, seq_length: int):
+    MFU is against the chip's peak for the model's compute `dtype` (a float32 model against
+    the float32 matmul peak), so it never looks low because the bfloat16 peak was assumed."""
+
+    def __init__(self, flops_per_step: float, batch_size: int, seq_length: int, dtype: str):
         self.flops_per_step = flops_per_step
         self.batch_size, self.seq_length = batch_size, seq_length
         self.devices = jax.device_count()
         kind = jax.devices()[0].device_kind
-        self.peak = flops.peak_flops(kind)
+        self.peak = flops.peak_flops(kind, dtype, jax.config.jax_default_matmul_precision)
         self.kind = kind
         self._since: tuple[float, int] | None = None
 

@@ -8,17 +8,28 @@ at run time: values derived from the data (the vocabulary size) are passed as ar
 from __future__ import annotations
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def model_config(size: str = "base") -> ml_collections.ConfigDict:
+    """Every `bert_jax.config.BertConfig` field. The size fields left None come from the preset,
+    so `size` is only a shorthand: e.g. MiniLM's shape is hidden_size=384, num_layers=6,
+    num_heads=12, intermediate_size=1536 on any preset."""
     m = ml_collections.ConfigDict()
     m.size = size  # preset: tiny mini small medium base large, or L-{2..12}_H-{128,256,512,768}
+    m.hidden_size = placeholder(int)  # width H; None: the preset's
+    m.num_layers = placeholder(int)  # encoder layers; None: the preset's
+    m.num_heads = placeholder(int)  # attention heads (must divide hidden_size); None: the preset's
+    m.intermediate_size = placeholder(int)  # MLP width; None: the preset's (4 * hidden_size)
     m.vocab_size = 0  # 0: the vocabulary the shards were made with (metadata.json)
     m.dtype = "bfloat16"  # compute dtype; softmax, LayerNorm statistics and losses stay float32
     m.param_dtype = "float32"  # params and optimizer state
     m.hidden_dropout = 0.1  # dropout on embeddings and on each sublayer's output
     m.attention_dropout = 0.1  # dropout on attention probabilities (attention="einsum" only)
     m.max_position_embeddings = 512  # rows of the learned position table
+    m.type_vocab_size = 2  # segment (token type) embeddings: sentence A and B
+    m.layer_norm_eps = 1e-12  # LayerNorm epsilon, as released
+    m.initializer_range = 0.02  # stddev of the truncated-normal initialisation
     m.gelu_approximate = False  # tanh GELU instead of the released exact erf GELU
     m.attention = "einsum"  # einsum (as released) | dot_product (fused, no attention dropout)
     m.scan_layers = False  # nn.scan over the layer stack: one compiled layer, a "layers" axis
@@ -98,6 +109,9 @@ def checkpoint_config() -> ml_collections.ConfigDict:
     c.keep_last = 3  # most recent checkpoints kept
     c.keep_every = 100_000  # also keep every checkpoint at a multiple of this step; 0: none
     c.async_save = True  # write in the background while training continues
+    # A new phase of one training (two-phase pretraining, configs/pretrain.py:SIZE,phase2):
+    c.init_optimizer = False  # with init_from: also take its optimizer state (same optimizer)
+    c.reset_step = False  # with init_optimizer: restart step and schedule at 0 (else continue)
     return c
 
 
@@ -111,5 +125,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.mesh = mesh_config()
     config.checkpoint = checkpoint_config()
     config.resume_from = ""  # a checkpoint directory to continue (state + data position)
-    config.init_from = ""  # a checkpoint to take params from (fresh optimizer and step)
+    config.init_from = ""  # a checkpoint to take params from (fresh optimizer and step unless
+    # checkpoint.init_optimizer)
     return config

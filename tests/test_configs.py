@@ -1,16 +1,22 @@
 """Every config argument loads and builds its model and sharded state abstractly
-(`large` too: jax.eval_shape costs no memory); config.data mirrors PretrainDataConfig."""
+(`large` too: jax.eval_shape costs no memory); config.data mirrors PretrainDataConfig and
+config.model every BertConfig field, so any architecture is a few flags away."""
 
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import pytest
 
 from bert_jax import optim, partitioning, train, train_state
+from bert_jax.cli import config_args
+from bert_jax.config import BertConfig
 from bert_jax.data.pretrain_config import PretrainDataConfig
 from bert_jax.heads import BertForPreTraining
+from bert_jax.model import BertModel
 from bert_jax.pretrain_data import LOOP_ONLY_FIELDS
 from configs import pretrain
+from tests.conftest import REPO
 
 ARGS = [
     "tiny",
@@ -40,7 +46,7 @@ def test_config_builds_its_sharded_state_abstractly(arg):
         30522,
         model_config.hidden_size,
     )
-    partitioning.check_batch(config.train.batch_size, config.train.accum_steps, mesh, 1)
+    partitioning.check_batch(config.train.batch_size, config.train.accum_steps, mesh)
     assert jax.tree.leaves(planned.abstract)[0].sharding is not None
 
 
@@ -52,3 +58,23 @@ def test_config_data_mirrors_the_pipeline_and_defaults_are_the_original_recipe()
     assert (config.train.batch_size, config.train.num_steps) == (256, 1_000_000)
     with pytest.raises(ValueError, match="unknown size"):
         pretrain.get_config("huge")
+
+
+def test_config_model_sets_every_bert_config_field():
+    config = pretrain.get_config("base")
+    fields = {f.name for f in dataclasses.fields(BertConfig)}
+    assert set(config.model.keys()) - {"size"} == fields
+
+
+def test_any_architecture_from_flags_minilm_shape():
+    """all-MiniLM-L6-v2's encoder (hidden 384, 6 layers, 12 heads, MLP 1536) on the base preset:
+    its BertModel has exactly Hugging Face's 22,713,216 parameters."""
+    flags = ["--config.model.hidden_size=384", "--config.model.num_layers=6",
+             "--config.model.num_heads=12", "--config.model.intermediate_size=1536"]  # fmt: skip
+    values = config_args.parse([f"--config={REPO}/configs/pretrain.py:base", *flags],
+                               lambda v: None, "test")  # fmt: skip
+    c = train.bert_config(values.config.model, 30522, 128, 20)
+    assert (c.hidden_size, c.num_layers, c.num_heads, c.intermediate_size) == (384, 6, 12, 1536)
+    ids = jnp.zeros((1, 8), jnp.int32)
+    shapes = jax.eval_shape(lambda: BertModel(c).init(jax.random.PRNGKey(0), ids, ids, ids))
+    assert sum(x.size for x in jax.tree.leaves(shapes)) == 22_713_216

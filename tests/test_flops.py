@@ -37,3 +37,17 @@ def test_peak_table():
     assert flops.peak_flops("NVIDIA H100 PCIe") == 756e12
     assert flops.peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
     assert flops.peak_flops("cpu") is None
+
+
+def test_float32_models_are_measured_against_the_float32_peak():
+    """JAX runs float32 dots as TF32 on Ampere/Hopper (half the bfloat16 rate), as true float32
+    at "highest" precision, and as one bfloat16 pass on TPUs."""
+    h100 = "NVIDIA H100 80GB HBM3"
+    assert flops.peak_flops(h100, "float32") == 495e12
+    assert flops.peak_flops(h100, "float32", "highest") == 67e12
+    assert flops.peak_flops(h100, "bfloat16", "highest") == 989e12
+    assert flops.peak_flops("NVIDIA A100-SXM4-80GB", "float32") == 156e12
+    assert flops.peak_flops("TPU v4", "float32") == 275e12
+    assert flops.peak_flops("TPU v4", "float32", "highest") is None
+    with pytest.raises(ValueError, match="float64"):
+        flops.peak_flops(h100, "float64")

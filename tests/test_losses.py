@@ -76,3 +76,21 @@ def test_accumulator_pools_sums_and_averages_the_rest():
     assert out["mlm_loss"] == 2.0 and out["mlm_accuracy"] == 0.5  # pooled, not mean of means
     assert out["nsp_accuracy"] == 0.75 and out["grad_norm"] == 2.0
     assert metrics.non_finite({"a": 1.0, "b": float("nan"), "c": np.inf}) == ["b", "c"]
+
+
+def test_logged_loss_is_mlm_plus_nsp_from_the_pooled_sums():
+    """The steps also return their own batch's `loss`; the logged loss over several steps must be
+    the pooled mlm_loss + nsp_loss, not the mean of the steps' losses (which weighs a step with
+    few predictions like one with many)."""
+    steps = [
+        {"mlm_loss_sum": 6.0, "mlm_weight": 3.0, "nsp_loss_sum": 1.0, "nsp_count": 2.0},
+        {"mlm_loss_sum": 9.0, "mlm_weight": 1.0, "nsp_loss_sum": 3.0, "nsp_count": 2.0},
+    ]
+    acc = metrics.Accumulator()
+    for sums in steps:
+        step_loss = sums["mlm_loss_sum"] / sums["mlm_weight"] + sums["nsp_loss_sum"] / 2.0
+        acc.add({**sums, "mlm_correct": 0.0, "nsp_correct": 0.0, "loss": step_loss})
+    out = acc.summary()
+    assert out["mlm_loss"] == 15.0 / 4.0 and out["nsp_loss"] == 1.0
+    assert out["loss"] == out["mlm_loss"] + out["nsp_loss"]
+    assert acc.summary(nsp=False)["loss"] == out["mlm_loss"]

@@ -1,5 +1,6 @@
 """Two processes x 4 CPU devices on localhost (gloo collectives, jax.distributed) train exactly
-like one process x 8 devices: same mesh, same global batches, same final params."""
+like one process x 8 devices: same mesh, same global batches, same final params; both when each
+process holds whole batch shards and when every batch shard spans both processes."""
 
 import os
 import pathlib
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests import multiprocess_worker
 
@@ -21,7 +23,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_like_one(tmp_path):
+@pytest.mark.parametrize("layout, groups", [("whole", 2), ("spanning", 1)])
+def test_two_processes_train_like_one(tmp_path, layout, groups):
     two = tmp_path / "two"
     two.mkdir()
     env = dict(os.environ)
@@ -32,7 +35,7 @@ def test_two_processes_train_like_one(tmp_path):
     worker = str(REPO / "tests" / "multiprocess_worker.py")
     procs = [
         subprocess.Popen(
-            [sys.executable, worker, str(two), str(STEPS), address, "2", str(i)],
+            [sys.executable, worker, str(two), str(STEPS), layout, address, "2", str(i)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -46,7 +49,9 @@ def test_two_processes_train_like_one(tmp_path):
 
     one = tmp_path / "one"
     one.mkdir()
-    multiprocess_worker.train(str(one), STEPS)  # this process: 8 devices
+    multiprocess_worker.train(str(one), STEPS, layout)  # this process: 8 devices
+    # Processes sharing batch shards read one input stream (one group), so the rows agree.
+    assert list(np.load(two / "groups.npy")) == [0, groups]
 
     losses_two, losses_one = np.load(two / "losses.npy"), np.load(one / "losses.npy")
     np.testing.assert_allclose(losses_two, losses_one, rtol=1e-5)

@@ -81,6 +81,33 @@ def test_bert_adamw_matches_the_original_update_without_bias_correction():
         np.testing.assert_allclose(value, expected[key], rtol=2e-5, atol=1e-6, err_msg=key)
 
 
+def test_lamb_step_skips_the_trust_ratio_where_weight_decay_does_not_apply():
+    """One LAMB step by hand, as NVIDIA's FusedLAMB (bias correction, use_nvlamb=False) and
+    Google's LAMBOptimizer compute it: kernels and tables move by lr * ||p|| / ||u|| * u, while
+    LayerNorm parameters and biases (no weight decay) move by lr * u: trust ratio 1."""
+    rng = np.random.default_rng(2)
+    params, b1, b2, eps, wd, lr = toy_params(rng), 0.9, 0.999, 1e-6, 0.01, 1e-2
+    grads = jax.tree.map(lambda p: rng.normal(size=np.shape(p)), params)
+    expected = {}
+    for key, p in _flatten(params).items():
+        g = _flatten(grads)[key]
+        m_hat = (1 - b1) * g / (1 - b1)  # the first step's bias-corrected moments
+        v_hat = (1 - b2) * g**2 / (1 - b2)
+        u = m_hat / (np.sqrt(v_hat) + eps)
+        decays = not any(word in key for word in ("LayerNorm", "bias"))
+        if decays:
+            u = u + wd * p
+        ratio = np.linalg.norm(p) / np.linalg.norm(u) if decays else 1.0
+        expected[key] = p - lr * ratio * u
+    config = optimizer_config(name="lamb", clip_norm=0.0, schedule="wsd", warmup_steps=0,
+                              decay_fraction=1.0, learning_rate=lr)  # fmt: skip
+    tx, _ = optim.make_optimizer(config, num_steps=1000)
+    current = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+    updates, _ = tx.update(jax.tree.map(jnp.float32, grads), tx.init(current), current)
+    for key, value in _flatten(jax.device_get(optax.apply_updates(current, updates))).items():
+        np.testing.assert_allclose(value, expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 def test_decay_mask_exempts_layernorm_and_biases_in_unrolled_and_scanned_models():
     config = BertConfig(vocab_size=64, hidden_size=32, num_layers=2, num_heads=4,
                         intermediate_size=64)  # fmt: skip

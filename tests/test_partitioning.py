@@ -1,6 +1,7 @@
-"""Sharding policy on 8 fake CPU devices: the mesh from config (and its one-line errors), and
+"""Sharding policy on 8 fake CPU devices: the mesh from config (and its one-line errors),
 every parameter and optimizer moment placed as the rules table says, checked against a table
-written out here by hand (not recomputed with Flax's rule machinery)."""
+written out here by hand (not recomputed with Flax's rule machinery), and the assembly of
+global batches from the rows each process supplies."""
 
 import re
 import types
@@ -120,17 +121,15 @@ def test_slices_go_to_the_dcn_axes():
         partitioning.mesh_shape(mesh_config(dcn_data=1, dcn_fsdp=3), devices)
 
 
-def test_batch_must_split_over_shards_micro_batches_and_processes():
+def test_batch_must_split_over_shards_and_micro_batches():
     mesh = partitioning.make_mesh(mesh_config(data=2, fsdp=2, tensor=2))
-    partitioning.check_batch(8, 2, mesh, 1)
+    partitioning.check_batch(8, 2, mesh)
     with pytest.raises(UserError, match="global batch 30 is not divisible by 4 batch shards"):
-        partitioning.check_batch(30, 1, mesh, 1)
+        partitioning.check_batch(30, 1, mesh)
     with pytest.raises(UserError, match=r"global batch 6 \(batch_size 12 / accum_steps 2\)"):
-        partitioning.check_batch(12, 2, mesh, 1)
+        partitioning.check_batch(12, 2, mesh)
     with pytest.raises(UserError, match="batch_size 12 is not divisible by train.accum_steps 5"):
-        partitioning.check_batch(12, 5, mesh, 1)
-    with pytest.raises(UserError, match="not divisible by 3 processes"):
-        partitioning.check_batch(8, 1, mesh, 3)
+        partitioning.check_batch(12, 5, mesh)
 
 
 def test_a_dimension_the_mesh_cannot_split_is_named_before_compiling():
@@ -150,3 +149,60 @@ def test_batch_sharding_splits_rows_over_data_and_fsdp():
     x = jax.device_put(np.arange(8 * 3).reshape(8, 3), sharding)
     assert {s.data.shape for s in x.addressable_shards} == {(2, 3)}
     assert partitioning.batch_shards(mesh) == 4
+
+
+def test_to_global_batch_puts_each_host_block_on_its_batch_shard():
+    from jax.sharding import Mesh
+
+    mesh = Mesh(np.array(jax.devices()[:8]).reshape(4, 2, 1), partitioning.MESH_AXES)
+    feed = partitioning.host_feed(mesh)
+    assert (feed.group, feed.groups, feed.shards) == (0, 1, tuple(range(8)))
+    host = {
+        "input_ids": np.arange(16 * 4, dtype=np.int32).reshape(16, 4),
+        "nsp_label": np.arange(16, dtype=np.int32),
+    }
+    out = partitioning.to_global_batch(host, feed)
+    assert out["input_ids"].sharding.spec == jax.sharding.PartitionSpec(("data", "fsdp"))
+    np.testing.assert_array_equal(np.asarray(out["input_ids"]), host["input_ids"])
+    assert {s.data.shape[0] for s in out["nsp_label"].addressable_shards} == {2}
+    with pytest.raises(UserError, match="host batch of 12 rows .x. does not split over the 8"):
+        partitioning.to_global_batch({"x": np.zeros((12, 2))}, feed)
+
+
+def test_a_process_supplies_the_rows_of_the_shards_its_devices_hold():
+    """Shards 1 and 3 of 4 on this process (as a device order can lay them): its host batch is
+    global rows 2-3 and 6-7, and block j of it lands on shard j of its own."""
+    from jax.sharding import Mesh
+
+    feed = partitioning.HostFeed(
+        mesh=Mesh(np.array(jax.devices()[:8]).reshape(4, 1, 2), partitioning.MESH_AXES),
+        group=1, groups=2, shards=(1, 3), num_shards=4, process_count=2,
+    )  # fmt: skip
+    np.testing.assert_array_equal(feed.rows(8), [2, 3, 6, 7])
+
+
+def test_processes_sharing_batch_shards_form_one_input_group():
+    layout = "mesh data=2 x fsdp=1 x tensor=4 over 2 processes x 4 devices"
+    # tensor=8 on 4-device hosts: one shard on both processes -> one group, one stream.
+    assert partitioning.group_processes({0: {0}, 1: {0}}, layout) == [(0,)]
+    assert partitioning.group_processes({0: {2, 3}, 1: {0, 1}}, layout) == [(0, 1), (2, 3)]
+    # Four hosts, two per shard pair: groups ordered by their first shard.
+    held = {0: {1, 3}, 1: {0, 2}, 2: {1, 3}, 3: {0, 2}}
+    assert partitioning.group_processes(held, layout) == [(0, 2), (1, 3)]
+
+
+@pytest.mark.parametrize(
+    "held, message",
+    [
+        (
+            {0: {0, 1}, 1: {1, 2}},
+            r"process 0 holds batch shards \[0, 1\] and process 1 holds \[1, 2\]",
+        ),
+        ({0: {0, 1, 2}, 1: {3}}, r"unequal numbers of batch shards \(\[0, 1, 2\], \[3\]\)"),
+    ],
+)
+def test_a_layout_no_input_split_can_feed_is_one_line_naming_mesh_and_hosts(held, message):
+    layout = "mesh data=4 x fsdp=1 x tensor=2 over 2 processes x 4 devices"
+    with pytest.raises(UserError, match=message) as e:
+        partitioning.group_processes(held, layout)
+    assert str(e.value).startswith(layout) and "\n" not in str(e.value)

@@ -197,6 +197,46 @@ def test_pretrain_cli_sigterm_and_resume_equals_uninterrupted(tmp_path):
         np.testing.assert_array_equal(value, flat_ref[path], err_msg=jax.tree_util.keystr(path))
 
 
+def test_a_truncated_checkpoint_is_the_last_line_printed(tmp_path):
+    """`bert-jax pretrain` resuming from a damaged step: exit 2 and the one-line error last on
+    stderr, with no traceback after it (Orbax's closed event loop used to print one at exit)."""
+    workdir = tmp_path / "run"
+    command = [sys.executable, "-m", "bert_jax", "pretrain"] + [
+        "--config=configs/pretrain.py:tiny",
+        f"--workdir={workdir}",
+        "--config.data.synthetic=True",
+        "--config.model.vocab_size=128",
+        "--config.model.dtype=float32",
+        "--config.mesh.data=1",
+        "--config.mesh.fsdp=8",  # 8 shards per array: many reads in flight when one fails
+        "--config.train.batch_size=8",
+        "--config.train.eval_batches=0",
+        "--config.data.max_seq_length=32",
+        "--config.data.max_predictions_per_seq=5",
+        "--config.optimizer.warmup_steps=0",
+        "--config.checkpoint.save_every_minutes=0",
+    ]
+    env = {**_env(tmp_path), "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+
+    def run(steps):
+        return subprocess.run(
+            [*command, f"--config.train.num_steps={steps}"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    first = run(1)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for file in (workdir / "checkpoints" / "1" / "state").rglob("*"):
+        if file.is_file() and "/d/" in str(file):
+            file.write_bytes(file.read_bytes()[: file.stat().st_size // 3])
+    second = run(2)
+    assert second.returncode == 2, second.stderr[-3000:]
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("bert-jax pretrain: error: checkpoint "), second.stderr[-3000:]
+    assert "checkpoints/1 is unreadable" in lines[-1]
+    assert "Traceback" not in second.stderr and "Event loop is closed" not in second.stderr
+
+
 # ------------------------------------------------------------------ the training script
 
 

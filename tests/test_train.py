@@ -6,7 +6,7 @@ import signal
 
 import ml_collections
 
-from bert_jax import pretrain_data, train
+from bert_jax import partitioning, train
 from configs import pretrain
 
 
@@ -24,16 +24,16 @@ def tiny_config(num_steps: int) -> ml_collections.ConfigDict:
 
 def test_sigterm_saves_the_current_step_and_stops(tmp_path, monkeypatch):
     batches = 0
-    to_global = pretrain_data.to_global
+    to_global = partitioning.to_global_batch
 
-    def counting(host_batch, mesh):
+    def counting(host_batch, feed):
         nonlocal batches
         batches += 1
         if batches == 3:  # while step 3 is being prepared: as a preemption notice would
             os.kill(os.getpid(), signal.SIGTERM)
-        return to_global(host_batch, mesh)
+        return to_global(host_batch, feed)
 
-    monkeypatch.setattr(pretrain_data, "to_global", counting)
+    monkeypatch.setattr(partitioning, "to_global_batch", counting)
     summaries = train.train_and_evaluate(tiny_config(num_steps=50), str(tmp_path))
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [3] and batches == 3

@@ -1,6 +1,8 @@
 """`bert-jax bench checkpoint`: how long the training loop is blocked by one async save of a
 full train state (params + AdamW moments: ~1.3 GB float32 for BERT-base), how long the write
-takes to commit in the background, the write rate, and a restore's read rate.
+takes to commit in the background, the write rate, and a restore's read rate; then how long the
+input pipeline takes to resume at a saved data position, early and deep into a large shard
+(`bert_jax.bench.data_resume`; --data_shard_mb=0 skips it).
 
   bert-jax bench checkpoint                       # BERT-base, 3 saves, under the system temp dir
   bert-jax bench checkpoint --size large --dir /mnt/disk --json
@@ -30,6 +32,17 @@ def _args(argv):
     p.add_argument("--dir", default=None, help="where to write (default: the system temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the written checkpoints")
     p.add_argument("--json", action="store_true", help="one JSON object as the last line")
+    p.add_argument(
+        "--data_shard_mb",
+        type=float,
+        default=200,
+        help="size of the synthetic shard the data resume is timed on (0: skip that part)",
+    )
+    p.add_argument(
+        "--data_positions",
+        default="0.01,0.9",
+        help="where in the shard to resume, as fractions (comma-separated)",
+    )
     return p.parse_args(argv)
 
 
@@ -135,5 +148,11 @@ def main(argv: list[str]) -> int:
         ("restore (read + place)", f"{restore_s:.2f} s, {mb / restore_s:,.0f} MB/s"),
         ("peak RSS", f"{report.peak_rss_mb():,.0f} MB"),
     ]
+    if args.data_shard_mb > 0:
+        from bert_jax.bench.data_resume import resume_times
+
+        fractions = [float(f) for f in args.data_positions.split(",") if f.strip()]
+        data_rows, data_figures = resume_times(args.data_shard_mb, fractions)
+        rows, figures = rows + data_rows, {**figures, **data_figures}
     report.emit("bert-jax bench checkpoint", rows, figures, args.json)
     return 0

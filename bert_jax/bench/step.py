@@ -5,6 +5,16 @@ against the chip's peak where it is known.
   bert-jax bench step                                      # bert-small, 16 x 128, P=20, fp32
   bert-jax bench step --size base --batch 256 --dtype bfloat16 --matmul 8192 --json  # GPU/TPU
 
+Two sides of bert-jax are timed, with the same step function, params and optimizer:
+  masked         the MLM head (transform + tied vocab projection) on the P masked positions only,
+                 gathered first: the normal step;
+  all positions  the same step fed every position as a prediction slot (labels weigh 0 where
+                 not masked), so the MLM head runs on all S positions, as Hugging Face's
+                 BertForPreTraining does: the same model FLOPs as the peers.
+Each side (and each peer, with --peer_python) reports the model FLOPs of what it computes. The
+step-time ratio peer / masked is the headline; peer / all positions compares the kernels and
+framework alone; all positions / masked is what the masked gather saves.
+
 All local devices take part (data parallel over a `data` mesh). No TensorFlow is imported.
 """
 
@@ -14,11 +24,13 @@ import argparse
 import statistics
 import time
 
+import numpy as np
+
 from bert_jax.bench import peers, report
 
 
 def _args(argv):
-    p = argparse.ArgumentParser(prog="bert-jax bench step", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="bert-jax bench step", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="small", help="model size preset (tiny ... large, L-x_H-y)")
     p.add_argument("--batch", type=int, default=16, help="global batch (sequences per step)")
     p.add_argument("--seq", type=int, default=128, help="sequence length")
@@ -31,6 +43,11 @@ def _args(argv):
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling")
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
+    p.add_argument(
+        "--masked_only",
+        action="store_true",
+        help="skip the all-positions side (its [B,S,V] logits need S/P times the head's memory)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object as the last line")
     peers.add_peer_args(p)
     return p.parse_args(argv)
@@ -76,7 +93,7 @@ def _build(args):
             dict(data=-1, fsdp=1, tensor=1, dcn_data=-1, dcn_fsdp=1, dcn_tensor=1)
         )
     )
-    partitioning.check_batch(args.batch, args.accum, mesh, jax.process_count())
+    partitioning.check_batch(args.batch, args.accum, mesh)
     opt = ml_collections.ConfigDict(
         dict(name="bert_adamw", learning_rate=1e-4, b1=0.9, b2=0.999, eps=1e-6,
              weight_decay=0.01, clip_norm=1.0, schedule="linear", warmup_steps=10,
@@ -94,8 +111,76 @@ def _build(args):
         mesh,
     )
     host = synthetic_data.global_batch(0, 0, args.batch, args.seq, args.predictions, args.vocab)
-    batch = jax.device_put(host, partitioning.batch_sharding(mesh))
-    return config, state, step, batch
+    sharding = partitioning.batch_sharding(mesh)
+    return config, state, step, host, lambda batch: jax.device_put(batch, sharding)
+
+
+def all_positions_batch(batch: dict) -> dict:
+    """The same batch with every position a prediction slot: positions 0..S-1, the label at
+    each position the input token, weight 1 where `batch` masks it and 0 elsewhere, so the loss
+    is the masked batch's loss while the MLM head runs on all S positions."""
+    rows, length = batch["input_ids"].shape
+    weights = np.zeros((rows, length), np.float32)
+    # Unused slots of the masked batch point at position 0 ([CLS]) with weight 0.
+    np.put_along_axis(weights, batch["mlm_positions"], batch["mlm_weights"], axis=1)
+    labels = batch["input_ids"].copy()
+    np.put_along_axis(labels, batch["mlm_positions"], batch["mlm_ids"], axis=1)
+    labels = np.where(weights > 0, labels, batch["input_ids"]).astype(np.int32)
+    positions = np.broadcast_to(np.arange(length, dtype=np.int32), (rows, length)).copy()
+    return {**batch, "mlm_positions": positions, "mlm_ids": labels, "mlm_weights": weights}
+
+
+def side_flops(config, batch: int, seq: int, predictions: int) -> dict[str, float]:
+    """Model FLOPs of one step of each side: the MLM head on `predictions` masked positions,
+    and on all `seq` positions (bert-jax's all-positions side and the Hugging Face peers)."""
+    from bert_jax import flops
+
+    return {
+        "masked": flops.train_flops(config, batch, seq, predictions),
+        "all_positions": flops.train_flops(config, batch, seq, seq),
+    }
+
+
+def _time(step, state, batch, warmup: int, steps: int):
+    """(compile + first step seconds, timed step seconds, state, last metrics)."""
+    import jax
+
+    start = time.perf_counter()
+    state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    compile_s = time.perf_counter() - start
+    for _ in range(warmup):
+        state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        state, metrics = step(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    return compile_s, times, state, metrics
+
+
+def _side(flop_count: float, compile_s: float, times: list[float], metrics, devices: int) -> dict:
+    step_s = statistics.median(times)
+    return {
+        "step_s_median": step_s,
+        "step_s_min": min(times),
+        "compile_s": compile_s,
+        "model_gflop_per_step": flop_count / 1e9,
+        "model_gflops_per_s_per_device": flop_count / step_s / devices / 1e9,
+        "loss": float(metrics["loss"]),
+    }
+
+
+def _side_row(name: str, step_s: float, flop_count: float, devices: int, matmul: float):
+    """One side's row: its step time, the model FLOPs of what it computes, their rate (and, on
+    one device, that rate as a share of the matmul rate measured in this process)."""
+    rate = flop_count / step_s
+    share = f", {100 * rate / matmul:.1f}% of matmul" if devices == 1 else ""
+    return name, (
+        f"{step_s:.3f} s/step, {flop_count / 1e9:,.1f} GFLOP/step, {rate / 1e9:,.1f} GFLOP/s{share}"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -105,32 +190,23 @@ def main(argv: list[str]) -> int:
 
     from bert_jax import flops
 
-    config, state, step, batch = _build(args)
+    config, state, step, host, place = _build(args)
+    devices = jax.local_device_count()
+    count = side_flops(config, args.batch, args.seq, args.predictions)
     # The reference rate is measured before and after the timed steps and averaged, so a
     # change in machine load during the run affects both sides of the ratio alike.
     matmul_before = matmul_rate(args.matmul, jnp.dtype(args.dtype))
-    start = time.perf_counter()
-    state, metrics = step(state, batch)
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - start
-    for _ in range(args.warmup):
-        state, metrics = step(state, batch)
-    jax.block_until_ready(metrics)
-
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        state, metrics = step(state, batch)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
-    step_s = statistics.median(times)
-
-    devices = jax.local_device_count()
-    model_flops = flops.train_flops(config, args.batch, args.seq, args.predictions) / step_s
-    per_device = model_flops / devices
+    compile_s, times, state, metrics = _time(step, state, place(host), args.warmup, args.steps)
+    masked = _side(count["masked"], compile_s, times, metrics, devices)
+    everywhere = None
+    if not args.masked_only:
+        timing = _time(step, state, place(all_positions_batch(host)), args.warmup, args.steps)
+        everywhere = _side(count["all_positions"], timing[0], timing[1], timing[3], devices)
     matmul = (matmul_before + matmul_rate(args.matmul, jnp.dtype(args.dtype))) / 2
     kind = jax.devices()[0].device_kind
-    peak = flops.peak_flops(kind)
+    # MFU against the peak of the dtype the model computes in (fp32 runs: the fp32 peak).
+    peak = flops.peak_flops(kind, args.dtype, jax.config.jax_default_matmul_precision)
+    per_device = masked["model_gflops_per_s_per_device"] * 1e9
 
     figures = {
         "size": args.size,
@@ -142,33 +218,66 @@ def main(argv: list[str]) -> int:
         "accum": args.accum,
         "devices": devices,
         "device_kind": kind,
-        "compile_s": compile_s,
-        "step_s_median": step_s,
-        "step_s_min": min(times),
-        "sequences_per_s": args.batch / step_s,
-        "tokens_per_s": args.batch * args.seq / step_s,
-        "model_gflops_per_s_per_device": per_device / 1e9,
+        **masked,
+        "sequences_per_s": args.batch / masked["step_s_median"],
+        "tokens_per_s": args.batch * args.seq / masked["step_s_median"],
         "matmul_gflops_per_s": matmul / 1e9,
         "model_over_matmul": per_device / matmul,
         "mfu": per_device / peak if peak else None,
-        "loss": float(metrics["loss"]),
-        "peak_rss_mb": report.peak_rss_mb(),
+        "all_positions": everywhere,
     }
     rows = [
         ("model", f"{args.size} ({config.num_layers} x {config.hidden_size}), {args.dtype}"),
         ("batch x seq (P)", f"{args.batch} x {args.seq} ({args.predictions})"),
         ("devices", f"{devices} x {kind}"),
         ("compile + first step (s)", compile_s),
-        ("step time, median (ms)", 1e3 * step_s),
         ("sequences / s", figures["sequences_per_s"]),
         ("tokens / s", figures["tokens_per_s"]),
-        ("model GFLOP/s per device", figures["model_gflops_per_s_per_device"]),
         (f"matmul {args.matmul}^3 GFLOP/s", figures["matmul_gflops_per_s"]),
         ("model / matmul rate", f"{100 * figures['model_over_matmul']:.1f}%"),
-        ("MFU (bf16 peak)", f"{100 * figures['mfu']:.1f}%" if peak else "n/a (unknown peak)"),
-        ("peak RSS (MB)", figures["peak_rss_mb"]),
-    ]
-    peer_rows, peer_figures = peers.compare_step(args, config, step_s)
-    rows, figures = rows + peer_rows, {**figures, **peer_figures}
+        (f"MFU ({args.dtype} peak)", f"{100 * figures['mfu']:.1f}%" if peak else "n/a (no peak)"),
+        ("-- each side: model FLOPs of what it computes", ""),
+        _side_row(
+            f"bert-jax, MLM on {args.predictions} masked", masked["step_s_median"],
+            count["masked"], devices, matmul,
+        ),
+    ]  # fmt: skip
+    if everywhere:
+        name = f"bert-jax, MLM on all {args.seq}"
+        step_s = everywhere["step_s_median"]
+        rows.append(_side_row(name, step_s, count["all_positions"], devices, matmul))
+    # The peers run on the same model and batch with the MLM head on every position.
+    peer_figures = peers.compare_step(args, config)
+    for peer, theirs in peer_figures.get("peers", {}).items():
+        theirs["model_gflop_per_step"] = count["all_positions"] / 1e9
+        theirs["model_gflops_per_s"] = count["all_positions"] / theirs["s_per_step"] / 1e9
+        name = f"{peer}, MLM on all {args.seq}"
+        rows.append(_side_row(name, theirs["s_per_step"], count["all_positions"], 1, matmul))
+    rows += _ratio_rows(figures, peer_figures)
+    figures.update(peer_figures, peak_rss_mb=report.peak_rss_mb())
+    rows.append(("peak RSS (MB)", figures["peak_rss_mb"]))
+    if "peer_load_average_1m" in figures:
+        rows.append(("load average before peers (1 min)", figures["peer_load_average_1m"]))
     report.emit("bench step: pretraining train step", rows, figures, args.json)
     return 0
+
+
+def _ratio_rows(ours: dict, peer_figures: dict) -> list[tuple[str, str]]:
+    """Step-time ratios (>1: the second side is faster), added to the peers' figures too."""
+    masked_s = ours["step_s_median"]
+    everywhere = ours["all_positions"]
+    rows = [("-- step-time ratios (>1: bert-jax side faster)", "")]
+    if everywhere:
+        saved = everywhere["step_s_median"] / masked_s
+        ours["masked_gather_speedup"] = saved
+        rows.append(
+            ("bert-jax all positions / masked", f"{saved:.2f}x (what the masked gather saves)")
+        )
+    for peer, theirs in peer_figures.get("peers", {}).items():
+        theirs["speedup"] = theirs["s_per_step"] / masked_s
+        rows.append((f"{peer} / bert-jax masked", f"{theirs['speedup']:.2f}x (headline)"))
+        if everywhere:
+            same = theirs["s_per_step"] / everywhere["step_s_median"]
+            theirs["speedup_vs_all_positions"] = same
+            rows.append((f"{peer} / bert-jax all positions", f"{same:.2f}x (same model FLOPs)"))
+    return rows if len(rows) > 1 else []

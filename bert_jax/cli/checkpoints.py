@@ -1,8 +1,10 @@
 """`bert-jax checkpoints WORKDIR [--json]`: the steps saved in a workdir, their size on disk
 and the metrics stored with each; `--export=STEP --to=DIR [--vocab=PATH]` writes one step as a
-Hugging Face directory.
+Hugging Face directory (weights, config, vocabulary and tokenizer_config.json with the casing
+the model was trained with; a fine-tuned model as its transformers task class).
 
 Listing reads the JSON files Orbax wrote next to the arrays, so it needs no JAX and no device.
+WORKDIR and --to may be local or gs:// paths.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import pathlib
+import os
 
 from bert_jax import checkpoint_metadata as layout
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 # Top-level params a Hugging Face BertForPreTraining directory has names for.
@@ -27,19 +30,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     parser.add_argument("--export", type=int, metavar="STEP", help="step to export")
     parser.add_argument("--to", metavar="DIR", help="output directory of --export")
-    parser.add_argument("--vocab", metavar="PATH", help="vocab.txt to copy beside the weights")
+    parser.add_argument(
+        "--vocab", metavar="PATH", help="vocab.txt or SentencePiece .model to export beside it"
+    )
+    parser.add_argument(
+        "--task",
+        choices=("classification", "token_classification", "span", "multiple_choice"),
+        help="the head of a fine-tuned model (default: from its checkpoint metadata)",
+    )
+    parser.add_argument("--labels", help="comma-separated label names, in id order (id2label)")
     return parser
 
 
-def _root(workdir: str) -> pathlib.Path:
-    path = pathlib.Path(workdir).absolute()
-    if not path.is_dir():
+def _root(workdir: str) -> paths.Path:
+    path = paths.path(workdir)
+    try:
+        found = path.is_dir()
+    except Exception as e:  # gcsfs/google-auth: no credentials, no such bucket
+        raise UserError(paths.describe_error(path, e)) from None
+    if not found:
         raise UserError(f"workdir does not exist: {path}")
     nested = path / layout.CHECKPOINTS_SUBDIR
     return nested if nested.is_dir() else path
 
 
-def describe(root: pathlib.Path) -> dict:
+def describe(root: paths.Path) -> dict:
     """Everything the listing shows, as plain JSON values."""
     rows = []
     for step in layout.committed_steps(root):
@@ -56,7 +71,7 @@ def describe(root: pathlib.Path) -> dict:
         )
     model = layout.read_metadata(root / str(rows[-1]["step"])).get("model") if rows else None
     return {
-        "directory": str(root),
+        "directory": os.fspath(root),
         "checkpoints": rows,
         "interrupted_saves": layout.interrupted_saves(root),
         "model": model,
@@ -98,21 +113,75 @@ def _print_table(listing: dict) -> None:
         print(f"{'':>10}  interrupted save {name} (ignored; removed by the next run)")
 
 
-def export(root: pathlib.Path, step: int, to: str, vocab: str | None) -> dict:
+def run_vocab(metadata: dict, root: paths.Path) -> str | None:
+    """The vocabulary the run trained with, where it can still be found: `data.vocab` of its
+    config, or the tokenizer path recorded by `prepare` in its shards' metadata.json."""
+    data = (metadata.get("run_config") or {}).get("data") or {}
+    if data.get("vocab"):
+        return data["vocab"]
+    data_dir = data.get("data_dir")
+    if data.get("demo_corpus") and not data.get("synthetic"):
+        data_dir = paths.join(root.parent, "demo_data", "shards")
+    if not data_dir:
+        return None
+    from bert_jax.data import shards
+
+    try:
+        recorded = (shards.read_metadata(data_dir).get("tokenizer") or {}).get("path")
+    except UserError:
+        return None
+    return recorded if recorded and paths.path(recorded).exists() else None
+
+
+def export(
+    root: paths.Path,
+    step: int,
+    to: str,
+    vocab: str | None,
+    task: str | None = None,
+    labels: list[str] | None = None,
+) -> dict:
     """Write `step` as a Hugging Face directory through the interop exporter."""
     from bert_jax import checkpointing
-    from bert_jax.interop import hf
+    from bert_jax.interop import hf, hf_tokenizer, tasks
 
     if step not in layout.committed_steps(root):
         available = ", ".join(map(str, layout.committed_steps(root))) or "none"
         raise UserError(f"no checkpoint at step {step} in {root} (steps: {available})")
-    if (pathlib.Path(to) / "model.safetensors").exists():
+    target = paths.path(to)
+    try:
+        taken = (target / "model.safetensors").exists()
+    except Exception as e:  # gcsfs/google-auth: no credentials, no such bucket
+        raise UserError(paths.describe_error(target, e)) from None
+    if taken:
         raise UserError(f"{to} already holds a model; export to a new directory")
+    metadata = layout.read_metadata(root / str(step))
+    stored_task = metadata.get("task") or {}
+    vocab = vocab or run_vocab(metadata, root)
+    lowercase = None
+    if vocab is not None:
+        lowercase = hf_tokenizer.trained_casing(vocab, metadata.get("vocab_fingerprint"))
     config, params = checkpointing.load_params(root / str(step))
-    skipped = sorted(set(params) - set(_HF_EXPORTABLE))
-    params = {k: v for k, v in params.items() if k in _HF_EXPORTABLE}
-    report = hf.save_hf(params, config.replace(scan_layers=False), to, vocab=vocab)
-    return {**report, "step": step, "not_exported": skipped}
+    task = task or stored_task.get("kind") or tasks.detect(params)
+    labels = labels or stored_task.get("labels")
+    if task is None and "classifier" in params:
+        raise UserError(
+            "the params have a classifier head: pass --task=classification or "
+            "--task=token_classification (the two heads have the same shape)"
+        )
+    keep = (*_HF_EXPORTABLE, tasks.task_head(task).head) if task else _HF_EXPORTABLE
+    skipped = sorted(set(params) - set(keep))
+    params = {k: v for k, v in params.items() if k in keep}
+    report = hf.save_hf(
+        params,
+        config.replace(scan_layers=False),
+        target,
+        vocab=vocab,
+        lowercase=lowercase,
+        task=task,
+        labels=labels,
+    )
+    return {**report, "step": step, "vocab": vocab, "not_exported": skipped}
 
 
 def main(argv: list[str]) -> int:
@@ -121,18 +190,19 @@ def main(argv: list[str]) -> int:
     if args.export is not None:
         if not args.to:
             raise UserError("--export needs --to=DIR")
-        result = export(root, args.export, args.to, args.vocab)
+        labels = args.labels.split(",") if args.labels else None
+        result = export(root, args.export, args.to, args.vocab, args.task, labels)
         if args.json:
             print(json.dumps(result, sort_keys=True))
         else:
             print(f"step {args.export} -> {result['directory']} ({result['architecture']})")
             if result["not_exported"]:
                 print(f"not exported (no Hugging Face name): {', '.join(result['not_exported'])}")
-            if args.vocab is None:
-                print("no --vocab given: copy the run's vocab.txt beside the weights to tokenize")
+            if not result.get("vocab"):
+                print("no vocabulary found for the run: pass --vocab=PATH to export it too")
         return 0
-    if args.to or args.vocab:
-        raise UserError("--to and --vocab go with --export=STEP")
+    if args.to or args.vocab or args.task or args.labels:
+        raise UserError("--to, --vocab, --task and --labels go with --export=STEP")
     listing = describe(root)
     if not listing["checkpoints"] and not listing["interrupted_saves"]:
         raise UserError(f"no checkpoints in {root}")

@@ -7,15 +7,15 @@ checkpoint, bert-jax checkpoint) and writes it as
             MLM/NSP heads: heads are never made up);
   bert-jax: a workdir holding one params-only Orbax checkpoint (DIR/checkpoints/0), usable as
             `init_from` (and by `embed`), plus vocab.txt.
-The import report (loaded / missing / unused) is printed first.
+The import report (loaded / missing / unused) is printed first. --from and --to may be local or
+gs:// paths (a Google TF checkpoint's variables on gs:// are read by TensorFlow's own reader).
 """
 
 from __future__ import annotations
 
 import argparse
-import pathlib
-import shutil
 
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 FORMATS = ("hf", "bert-jax")
@@ -35,12 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_target(target: pathlib.Path) -> None:
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+def _check_target(target: paths.Path) -> None:
+    try:
+        taken = target.exists() and (not target.is_dir() or any(target.iterdir()))
+    except Exception as e:  # gcsfs/google-auth: no credentials, no such bucket
+        raise UserError(paths.describe_error(target, e)) from None
+    if taken:
         raise UserError(f"--to {target} exists and is not an empty directory")
 
 
-def _save_bert_jax(params: dict, config, target: pathlib.Path) -> list[str]:
+def _save_bert_jax(params: dict, config, target: paths.Path) -> list[str]:
     """Params alone (no optimizer state) as step 0 of a workdir: `init_from` reads it."""
     from bert_jax.checkpointing import Checkpointer
 
@@ -56,26 +60,27 @@ def _save_bert_jax(params: dict, config, target: pathlib.Path) -> list[str]:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from bert_jax.interop import hf
+    from bert_jax.interop import hf, hf_tokenizer
     from bert_jax.interop.load import format_report, load_pretrained, vocab_beside
 
-    target = pathlib.Path(args.target)
+    target = paths.path(args.target)
     _check_target(target)
     config, params, report = load_pretrained(args.source)
     print(format_report(report))
-    vocab = pathlib.Path(args.vocab) if args.vocab else vocab_beside(args.source)
+    vocab = paths.path(args.vocab) if args.vocab else vocab_beside(args.source)
     if vocab is not None:
         hf.check_vocab(vocab, config.vocab_size)
 
     if args.format == "hf":
-        written = hf.save_hf(params, config, target, vocab=vocab)
+        lowercase = hf_tokenizer.casing_beside(args.source)
+        written = hf.save_hf(params, config, target, vocab=vocab, lowercase=lowercase)
         print(f"wrote {target} as {written['architecture']}: {', '.join(written['files'])}")
         if written["absent"]:
             print(f"  not written (absent in the source): {len(written['absent'])} head weights")
     else:
         steps = _save_bert_jax(params, config, target)
         if vocab is not None:
-            shutil.copyfile(vocab, target / "vocab.txt")
+            (target / "vocab.txt").write_bytes(vocab.read_bytes())
         print(f"wrote {target}: params checkpoint {steps[0]}")
     if vocab is None:
         print("no vocab.txt beside the source and no --vocab: none written")

@@ -18,12 +18,13 @@ only a few shapes are compiled; the output keeps the input order.
 from __future__ import annotations
 
 import argparse
-import json
-import pathlib
+import io
+import os
 import sys
 
 import numpy as np
 
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 POOLINGS = ("cls", "mean", "pooler", "none")
@@ -57,16 +58,9 @@ def lowercase_of(args, init_from: str) -> bool | None:
     None (the tokenizer's default: uncased for WordPiece)."""
     if args.cased or args.uncased:
         return bool(args.uncased)
-    path = pathlib.Path(init_from)
-    config = (path if path.is_dir() else path.parent) / "tokenizer_config.json"
-    if config.is_file():
-        try:
-            value = json.loads(config.read_text()).get("do_lower_case")
-        except (ValueError, UnicodeDecodeError):
-            value = None
-        if isinstance(value, bool):
-            return value
-    return None
+    from bert_jax.interop.hf_tokenizer import casing_beside
+
+    return casing_beside(init_from)
 
 
 def read_lines(stream) -> list[tuple[str, str | None]]:
@@ -145,9 +139,16 @@ def embed(config, bert_params: dict, encoded: list, pooling: str, batch_size: in
     return out
 
 
+def _save_npy(target: paths.Path, array: np.ndarray) -> None:
+    """np.save to a local or gs:// file."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    paths.write_atomic(os.fspath(target), buffer.getvalue())
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    output = pathlib.Path(args.output)
+    output = paths.path(args.output)
     if output.suffix != ".npy":
         raise UserError(f"--output {output} must end in .npy")
     if args.batch_size < 1:
@@ -179,11 +180,11 @@ def main(argv: list[str]) -> int:
     texts = read_lines(sys.stdin.buffer)
     encoded = [tokenizer.encode_example(a, b, max_length=args.max_len) for a, b in texts]
     vectors = embed(config, bert, encoded, args.pooling, args.batch_size)
-    np.save(output, vectors)
+    _save_npy(output, vectors)
     message = f"wrote {output}: {args.pooling} embeddings, shape {list(vectors.shape)}"
     if args.pooling == "none":
         lengths_file = output.with_suffix(".lengths.npy")
-        np.save(lengths_file, np.array([len(e.input_ids) for e in encoded], np.int32))
+        _save_npy(lengths_file, np.array([len(e.input_ids) for e in encoded], np.int32))
         message += f"; token counts in {lengths_file}"
     print(message, file=sys.stderr)
     return 0

@@ -16,8 +16,11 @@ formats:
   tfds   a TensorFlow Datasets name (e.g. wikipedia/20231101.en) in --data_dir, --split
 
 Paths may be local or gs://, with globs; several globs are separated by commas. OUTPUT gets
-train-NNNNN-of-MMMMM.tfrecord, eval-00000-of-00001.tfrecord and, last, metadata.json. An
-interrupted run continues where it stopped when rerun with the same arguments.
+train-NNNNN-of-MMMMM.tfrecord, eval-00000-of-00001.tfrecord and, last, metadata.json. The eval
+file holds at least one document: when the share asked for rounds to none, one document is held
+out; with no document to spare (or --eval_documents=0) no eval file is written, the summary says
+so, and pretraining skips evaluation. An interrupted run continues where it stopped when rerun
+with the same arguments.
 """
 
 
@@ -53,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     held_out = p.add_mutually_exclusive_group()
     held_out.add_argument("--eval_documents", type=int, help="hold out exactly N documents")
     held_out.add_argument(
-        "--eval_fraction", type=float, default=0.01, help="hold out this share of documents"
+        "--eval_fraction",
+        type=float,
+        default=0.01,
+        help="hold out this share of documents (at least one)",
     )
     p.add_argument("--seed", type=int, default=0, help="decides the eval split and shard order")
     p.add_argument("--workers", type=int, default=_cpu_count(), help="processes (default: cores)")

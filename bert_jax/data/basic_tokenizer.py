@@ -158,11 +158,14 @@ def _basic_words(text: str, lowercase: bool) -> list[str]:
     return " ".join(words).split()
 
 
-def basic_tokenize(text: str, lowercase: bool) -> list[str]:
+def basic_tokenize(text: str, lowercase: bool, keep_special_tokens: bool = True) -> list[str]:
     """BERT's words for `text`: cleaned, CJK and punctuation split, lowercased without accents.
 
-    Special tokens written in the text ("[MASK]") are kept as single words.
+    Special tokens written in the text ("[MASK]") are kept as single words, as Hugging Face does;
+    with `keep_special_tokens=False` they are ordinary text, as in Google's original code.
     """
+    if not keep_special_tokens:
+        return _basic_words(text, lowercase)
     words: list[str] = []
     for i, part in enumerate(_SPECIAL_SPLIT.split(text)):
         if i % 2:

@@ -7,10 +7,16 @@ Formats (`CorpusSpec.format`):
   jsonl  one JSON object per line; `text_field` holds a document (each line of it a paragraph)
   tfds   a TensorFlow Datasets text dataset by name; `text_field` of each example is a document
 
-Files are read through `tf.io.gfile`, so local paths and gs:// (globs too) work alike. Big files
+Files are read through `bert_jax.paths`, so local paths and gs:// (globs too) work alike. Big files
 are read in blocks cut at a document boundary (a blank line, or a newline for JSON Lines), so no
 document is ever split between two parts and no part needs the whole file in memory. How the corpus
 is cut does not change the output: documents are ordered by a hash of their content later.
+
+TFDS input is the one read left to TensorFlow: `tensorflow_datasets` reads its record files with
+tf.data, through TensorFlow's own filesystem (and its metadata through etils.epath, which
+`bert_jax.paths` points at gcsfs). So a TFDS `data_dir` on gs:// needs real credentials:
+TensorFlow's GCS client cannot be pointed at an emulator, and TensorFlow's in-memory ram:// cannot
+stand in either, since epath does not go through TensorFlow here. Tests use a local data_dir.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import dataclasses
 import re
 from collections.abc import Iterator
 
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 FORMATS = ("lines", "prose", "jsonl", "tfds")
@@ -65,12 +72,6 @@ class Part:
     nbytes: int
 
 
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
 def validate(spec: CorpusSpec) -> None:
     if spec.format not in FORMATS:
         raise UserError(f"--format={spec.format} is not one of {', '.join(FORMATS)}")
@@ -87,16 +88,18 @@ def list_sources(spec: CorpusSpec) -> list[Source]:
     validate(spec)
     if spec.format == "tfds":
         return [_tfds_source(spec)]
-    gfile = _gfile()
     sources, seen = [], set()
     for pattern in spec.inputs:
-        matches = sorted(m for m in gfile.glob(pattern) if not gfile.isdir(m))
-        if not matches:
-            raise UserError(f"--input {pattern} matches no files")
-        for path in matches:
-            if path not in seen:
-                seen.add(path)
-                sources.append(Source(path, gfile.stat(path).length))
+        try:
+            matches = [p for p in paths.glob(pattern) if not paths.path(p).is_dir()]
+            if not matches:
+                raise UserError(f"--input {pattern} matches no files")
+            for path in matches:
+                if path not in seen:
+                    seen.add(path)
+                    sources.append(Source(path, paths.path(path).stat().length))
+        except OSError as e:
+            raise UserError(paths.describe_error(pattern, e)) from e
     return sources
 
 
@@ -142,7 +145,7 @@ def _cut(data: bytes, format_: str, prose_documents: str) -> int:
 
 def _file_segments(spec: CorpusSpec, path: str, block: int) -> Iterator[Segment]:
     line, at_start, carry = 1, True, b""
-    with _gfile().GFile(path, "rb") as f:
+    with paths.path(path).open("rb") as f:
         while chunk := f.read(block):
             data = carry + chunk
             cut = _cut(data, spec.format, spec.prose_documents)

@@ -9,9 +9,11 @@ topics that persist within a document (so NSP's "is next" is learnable) and fixe
 
 from __future__ import annotations
 
-import pathlib
+import os
 
 import numpy as np
+
+from bert_jax import paths
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -91,32 +93,34 @@ def vocabulary() -> list[str]:
     return SPECIAL_TOKENS + sorted(words)
 
 
-def write(directory: str | pathlib.Path, num_documents: int = 2000, seed: int = 0) -> dict:
+def write(directory: paths.PathLike, num_documents: int = 2000, seed: int = 0) -> dict:
     """Write `corpus.txt` (BERT layout: a sentence per line, blank line between documents) and
-    `vocab.txt` into `directory`; returns their paths."""
-    directory = pathlib.Path(directory)
+    `vocab.txt` into `directory` (local or gs://); returns their paths."""
+    directory = paths.path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     corpus = directory / "corpus.txt"
     vocab = directory / "vocab.txt"
-    corpus.write_text("\n\n".join("\n".join(doc) for doc in documents(num_documents, seed)) + "\n")
-    vocab.write_text("\n".join(vocabulary()) + "\n")
-    return {"corpus": str(corpus), "vocab": str(vocab)}
+    text = "\n\n".join("\n".join(doc) for doc in documents(num_documents, seed)) + "\n"
+    paths.write_atomic(corpus, text)
+    paths.write_atomic(vocab, "\n".join(vocabulary()) + "\n")
+    return {"corpus": os.fspath(corpus), "vocab": os.fspath(vocab)}
 
 
-def prepared_shards(directory: str | pathlib.Path, num_documents: int = 2000, seed: int = 0) -> str:
-    """The demo corpus tokenized into shards under `directory` (by `bert-jax prepare`'s own code
-    path); returns the shard directory. Re-running reuses the finished shards."""
+def prepared_shards(directory: paths.PathLike, num_documents: int = 2000, seed: int = 0) -> str:
+    """The demo corpus tokenized into shards under `directory` (local or gs://, by `bert-jax
+    prepare`'s own code path); returns the shard directory. Re-running reuses the finished
+    shards."""
     from bert_jax.data.corpus_readers import CorpusSpec
     from bert_jax.data.prepare import PrepareOptions, prepare
 
-    directory = pathlib.Path(directory)
-    paths = write(directory / "text", num_documents, seed)
+    directory = paths.path(directory)
+    files = write(directory / "text", num_documents, seed)
     output = directory / "shards"
     prepare(
         PrepareOptions(
-            corpus=CorpusSpec(format="lines", inputs=(paths["corpus"],)),
-            output=str(output),
-            vocab=paths["vocab"],
+            corpus=CorpusSpec(format="lines", inputs=(files["corpus"],)),
+            output=os.fspath(output),
+            vocab=files["vocab"],
             lowercase=True,
             num_shards=4,
             eval_documents=max(1, num_documents // 20),
@@ -124,4 +128,4 @@ def prepared_shards(directory: str | pathlib.Path, num_documents: int = 2000, se
             progress=False,
         )
     )
-    return str(output)
+    return os.fspath(output)

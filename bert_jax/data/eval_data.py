@@ -119,7 +119,9 @@ class EvalBatches:
     def _examples(self):
         window_index = 0
         for path in self.files:
-            reader = shard_reader.UnitReader(shard_reader.Unit(path), 0, self.tokens.vocab_size)
+            reader = shard_reader.UnitReader(
+                shard_reader.Unit(path), shard_reader.Place(), self.tokens.vocab_size
+            )
             while (block := reader.next_window(_WINDOW_TOKENS)) is not None:
                 examples = create_examples(
                     block,

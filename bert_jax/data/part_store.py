@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import sys
 
 import numpy as np
 
+from bert_jax import paths
 from bert_jax.data import corpus_readers
 
 MIN_PART_BYTES = 1 << 20
@@ -28,33 +30,19 @@ def auto_part_bytes(total_bytes: int) -> int:
     return int(min(MAX_PART_BYTES, max(MIN_PART_BYTES, total_bytes // 256)))
 
 
-def _join(directory: str, name: str) -> str:
-    return directory.rstrip("/") + "/" + name
-
-
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
 def _stem(work: str, part_bytes: int, index: int) -> str:
-    return _join(work, f"part-{part_bytes}b-{index:06d}")
+    return os.fspath(paths.path(work) / f"part-{part_bytes}b-{index:06d}")
 
 
 def saved_parts(work: str, part_bytes: int) -> list[int]:
     prefix = _stem(work, part_bytes, 0)[: -len("000000")]
-    paths = _gfile().glob(prefix + "*.npz")
-    return sorted(int(p[len(prefix) : -len(".npz")]) for p in paths)
+    return sorted(int(p[len(prefix) : -len(".npz")]) for p in paths.glob(prefix + "*.npz"))
 
 
 def _save(work: str, part_bytes: int, result) -> None:
-    gfile = _gfile()
     stem = _stem(work, part_bytes, result.index)
     lengths = np.fromiter(map(len, result.records), np.int64, len(result.records))
-    with gfile.GFile(stem + ".records.tmp", "wb") as f:
-        f.write(b"".join(result.records))
-    gfile.rename(stem + ".records.tmp", stem + ".records", overwrite=True)
+    paths.write_atomic(stem + ".records", b"".join(result.records))
     buffer = io.BytesIO()
     np.savez(
         buffer,
@@ -64,9 +52,7 @@ def _save(work: str, part_bytes: int, result) -> None:
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         stats=np.array(json.dumps(result.stats)),
     )
-    with gfile.GFile(stem + ".npz.tmp", "wb") as f:
-        f.write(buffer.getvalue())
-    gfile.rename(stem + ".npz.tmp", stem + ".npz", overwrite=True)
+    paths.write_atomic(stem + ".npz", buffer.getvalue())
 
 
 @dataclasses.dataclass
@@ -80,22 +66,20 @@ class SavedPart:
 
 
 def load_parts(work: str, part_bytes: int) -> list[SavedPart]:
-    gfile = _gfile()
     parts = []
     for index in saved_parts(work, part_bytes):
         stem = _stem(work, part_bytes, index)
-        with gfile.GFile(stem + ".npz", "rb") as f:
-            arrays = np.load(io.BytesIO(f.read()))
-            parts.append(
-                SavedPart(
-                    records_path=stem + ".records",
-                    keys=arrays["keys"],
-                    sentences=arrays["sentences"],
-                    tokens=arrays["tokens"],
-                    offsets=arrays["offsets"],
-                    stats=json.loads(str(arrays["stats"])),
-                )
+        arrays = np.load(io.BytesIO(paths.path(stem + ".npz").read_bytes()))
+        parts.append(
+            SavedPart(
+                records_path=stem + ".records",
+                keys=arrays["keys"],
+                sentences=arrays["sentences"],
+                tokens=arrays["tokens"],
+                offsets=arrays["offsets"],
+                stats=json.loads(str(arrays["stats"])),
             )
+        )
     return parts
 
 
@@ -132,7 +116,7 @@ def tokenize_parts(
                     save(tokenize(part))
         bar.close()
         return
-    # spawn: fresh workers that never import TensorFlow (this process has, for gfile).
+    # spawn, not fork: this process may hold threads (gcsfs's event loop, TensorFlow's for TFDS).
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, part_tokenizer.init_worker, init_args) as pool:
         pending = []

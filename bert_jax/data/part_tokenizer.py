@@ -59,7 +59,10 @@ class PartTokenizer:
             (document_key(self.seed, d) for d in documents), np.uint64, len(documents)
         )
         per_doc = np.fromiter(map(len, documents), np.int64, len(documents))
-        ids = self.tokenizer.encode_batch([s for d in documents for s in d])
+        # Corpus text is text: a literal "[SEP]" in it is "[", "sep", "]", never the [SEP] id.
+        ids = self.tokenizer.encode_batch(
+            [s for d in documents for s in d], split_special_tokens=True
+        )
         lengths = np.fromiter(map(len, ids), np.int64, len(ids))
         token_ids = np.fromiter(itertools.chain.from_iterable(ids), np.int64, int(lengths.sum()))
         doc_of_sentence = np.repeat(np.arange(len(documents)), per_doc)

@@ -11,14 +11,16 @@ Training stream of one process (`train_batches`):
 Everything is seeded by (seed, process index, epoch, group, round), so a run replays exactly.
 
 Resuming: `PretrainIterator.state()` is a small JSON dict: the epoch, group and round of the next
-example, the record index each unit of the group had reached at that round, the example's place
-in the round, and the step. Resuming regenerates that one round and skips into it: earlier
-epochs and groups are skipped by arithmetic, the group's files are read up to the recorded
-records without parsing, no earlier example is made again. The state is valid only for the same data
-files, process count, per-process batch and the data fields that shape examples (mode,
-max_seq_length, short_seq_prob, seed, shuffle_buffer, cycle_length); anything else raises
-UserError. With several processes, save `gather_process_states(...)` (every process calls it)
-and pass it back whole: each process picks its own entry.
+example, where each unit of the group had reached at that round (record index and byte offset),
+the example's place in the round, and the step. Resuming regenerates that one round and skips
+into it: earlier epochs and groups are skipped by arithmetic, each of the group's files is opened
+at its recorded byte offset (one seek: nothing before it is read, however deep into a large or
+remote shard), no earlier example is made again. A state saved without byte offsets (before they
+were recorded) still resumes, by scanning each file's records from its start. The state is valid
+only for the same data files, process count, per-process batch and the data fields that shape
+examples (mode, max_seq_length, short_seq_prob, seed, shuffle_buffer, cycle_length); anything
+else raises UserError. With several processes, save `gather_process_states(...)` (every process
+calls it) and pass it back whole: each process picks its own entry.
 
 The held-out eval set is `eval_batches` (see `bert_jax.data.eval_data`).
 """
@@ -80,17 +82,29 @@ class _Position:
     example: int = 0  # index into the round's permuted examples
     step: int = 0  # batches handed out before it
     offsets: tuple[int, ...] | None = None  # each unit's next record at the round; -1 = done
+    # Byte offset in its file of each unit's record `offsets[i]`; -1 = unknown (an old state).
+    byte_offsets: tuple[int, ...] | None = None
 
     def encode(self, cycle_length: int) -> np.ndarray:
-        offsets = list(self.offsets or ())
-        offsets += [-1] * (cycle_length - len(offsets))
+        def padded(values):
+            values = list(values or ())
+            return values + [-1] * (cycle_length - len(values))
+
         head = [self.epoch, self.group, self.round, self.example, self.step]
-        return np.array(head + offsets, np.int64)
+        return np.array(head + padded(self.offsets) + padded(self.byte_offsets), np.int64)
 
     @classmethod
     def decode(cls, vector) -> _Position:
         v = [int(x) for x in vector]
-        return cls(*v[:5], offsets=tuple(v[5:]))
+        c = (len(v) - 5) // 2
+        return cls(*v[:5], offsets=tuple(v[5 : 5 + c]), byte_offsets=tuple(v[5 + c :]))
+
+    def place(self, unit: int) -> shard_reader.Place:
+        """Where unit `unit` of the group resumes (start of the file for a fresh group)."""
+        if self.offsets is None:
+            return shard_reader.Place()
+        byte = self.byte_offsets[unit] if self.byte_offsets is not None else -1
+        return shard_reader.Place(self.offsets[unit], byte if byte >= 0 else None)
 
 
 class _TrainStream:
@@ -130,26 +144,31 @@ class _TrainStream:
             "fingerprint": self.fingerprint,
             **dataclasses.asdict(position),
             "offsets": list(position.offsets) if position.offsets is not None else None,
+            "byte_offsets": (
+                list(position.byte_offsets) if position.byte_offsets is not None else None
+            ),
         }
 
     def _rounds(self):
         """(position of the round's first example, its permuted examples), from `start` on."""
         start = self.start
-        epoch, group, round_, offsets = start.epoch, start.group, start.round, start.offsets
+        epoch, group, round_ = start.epoch, start.group, start.round
         while True:
-            fresh_epoch, produced = group == 0 and round_ == 0 and offsets is None, False
+            fresh_epoch, produced = group == 0 and round_ == 0 and start.offsets is None, False
             groups = self.groups(epoch)
             while group < len(groups):
                 readers = [
                     None
-                    if offsets is not None and offsets[i] < 0
-                    else shard_reader.UnitReader(
-                        unit, offsets[i] if offsets is not None else 0, self.tokens.vocab_size
-                    )
+                    if start.offsets is not None and start.offsets[i] < 0
+                    else shard_reader.UnitReader(unit, start.place(i), self.tokens.vocab_size)
                     for i, unit in enumerate(groups[group])
                 ]
                 while True:
-                    round_offsets = tuple(r.position if r else -1 for r in readers)
+                    places = [r.place if r else None for r in readers]
+                    round_offsets = tuple(p.record if p else -1 for p in places)
+                    round_bytes = tuple(
+                        -1 if p is None or p.offset is None else p.offset for p in places
+                    )
                     windows = []
                     for i, reader in enumerate(readers):
                         window = reader.next_window(self.window_tokens) if reader else None
@@ -161,9 +180,10 @@ class _TrainStream:
                         break
                     examples = self._examples(windows, epoch, group, round_)
                     produced |= len(examples["nsp_label"]) > 0
-                    yield _Position(epoch, group, round_, 0, 0, round_offsets), examples
+                    where = _Position(epoch, group, round_, 0, 0, round_offsets, round_bytes)
+                    yield where, examples
                     round_ += 1
-                group, round_, offsets = group + 1, 0, None
+                group, round_, start = group + 1, 0, _Position()
             if fresh_epoch and not produced:
                 raise UserError(
                     f"process {self.process_index} of {self.process_count} made no "
@@ -305,7 +325,7 @@ def _train_dataset(stream: _TrainStream, config: PretrainDataConfig, tokens: Spe
         "input_mask": tf.TensorSpec([size, length], tf.int32),
         "nsp_label": tf.TensorSpec([size], tf.int32),
         "example_weights": tf.TensorSpec([size], tf.float32),
-        "_position": tf.TensorSpec([5 + config.cycle_length], tf.int64),
+        "_position": tf.TensorSpec([5 + 2 * config.cycle_length], tf.int64),
         "_mask_seed": tf.TensorSpec([2], tf.int64),
     }
     mask = make_masker(config, tokens)
@@ -361,7 +381,7 @@ def _resume_position(stream: _TrainStream, state: dict) -> _Position:
             "max_seq_length, short_seq_prob, seed, shuffle_buffer, cycle_length); exact resume "
             "needs them unchanged"
         )
-    offsets = state.get("offsets")
+    offsets, byte_offsets = state.get("offsets"), state.get("byte_offsets")
     return _Position(
         epoch=int(state["epoch"]),
         group=int(state["group"]),
@@ -369,6 +389,11 @@ def _resume_position(stream: _TrainStream, state: dict) -> _Position:
         example=int(state["example"]),
         step=int(state["step"]),
         offsets=tuple(int(o) for o in offsets) if offsets is not None else None,
+        byte_offsets=(
+            tuple(int(o) for o in byte_offsets)
+            if offsets is not None and byte_offsets is not None
+            else None
+        ),
     )
 
 
@@ -385,28 +410,6 @@ def gather_process_states(state: dict) -> dict:
     rows = np.asarray(multihost_utils.process_allgather(buffer)).reshape(-1, _STATE_BYTES)
     states = [json.loads(bytes(row).rstrip(b"\0")) for row in rows]
     return {"version": STATE_VERSION, "process_count": len(states), "processes": states}
-
-
-def to_global_batch(host_batch: dict[str, np.ndarray], mesh, batch_axes=("data", "fsdp")) -> dict:
-    """Host batches of all processes -> global jax.Arrays sharded on dim 0 over `batch_axes`
-    (axes the mesh lacks are ignored)."""
-    import jax
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    axes = tuple(a for a in batch_axes if a in mesh.axis_names)
-    shards = int(np.prod([mesh.shape[a] for a in axes])) if axes else 1
-    sharding = NamedSharding(mesh, PartitionSpec(axes or None))
-    out = {}
-    for name, value in host_batch.items():
-        value = np.asarray(value)
-        global_rows = value.shape[0] * jax.process_count()
-        if global_rows % shards:
-            raise UserError(
-                f"global batch {global_rows} is not divisible by {shards} data shards "
-                f"(mesh axes {axes})"
-            )
-        out[name] = jax.make_array_from_process_local_data(sharding, value)
-    return out
 
 
 def eval_batches(config: PretrainDataConfig, tokens: SpecialTokens, global_batch_size: int, **kw):

@@ -9,7 +9,9 @@ Two steps, both resumable:
      part (one contiguous byte range per part, since parts are in key order) and writes them in
      key order.
 Every file is written under a temporary name and renamed when complete; `metadata.json` comes
-last and marks the dataset complete; then OUTPUT/.prepare is deleted. A re-run with the same
+last and marks the dataset complete; then OUTPUT/.prepare is deleted. OUTPUT, the inputs and the
+vocab may be local or gs:// (`bert_jax.paths`); TensorFlow is not used, except by TFDS input.
+An eval split is written only when it holds documents (see `shard_writer`). A re-run with the same
 plan (inputs, tokenizer, seed, shard count, eval size) keeps every finished part and shard; a
 different plan in a non-empty OUTPUT is refused, never overwritten.
 """
@@ -22,7 +24,7 @@ import json
 import os
 import time
 
-from bert_jax import __version__
+from bert_jax import __version__, paths
 from bert_jax.data import corpus_readers, part_store, shards
 from bert_jax.data.corpus_readers import CorpusSpec
 from bert_jax.data.documents import sentence_splitter
@@ -48,16 +50,6 @@ class PrepareOptions:
     tokenizer_threads: bool = False  # also a thread per core inside each worker's tokenizer
     part_bytes: int | None = None  # None: from the corpus size (`part_store.auto_part_bytes`)
     progress: bool | None = None  # tqdm bars on stderr; None: only on a terminal
-
-
-def _join(directory: str, name: str) -> str:
-    return directory.rstrip("/") + "/" + name
-
-
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
 
 
 def _validate(options: PrepareOptions) -> None:
@@ -114,49 +106,47 @@ def prepare(options: PrepareOptions) -> dict:
     from bert_jax.data.tokenization import load_tokenizer
 
     _validate(options)
-    gfile = _gfile()  # imports TensorFlow: its start-up is not counted as work below
     started = time.perf_counter()
+    output = paths.check_accessible(options.output, writable=True)
     sources = corpus_readers.list_sources(options.corpus)
     tokenizer = None
     if options.vocab is not None:
-        tokenizer = load_tokenizer(_local_copy(options.vocab), lowercase=options.lowercase)
+        tokenizer = load_tokenizer(options.vocab, lowercase=options.lowercase)
     plan = _plan(options, sources, tokenizer and tokenizer.fingerprint)
 
-    work = _join(options.output, WORK_DIR)
-    existing = check_output(options.output, work, plan, tokenizer)
+    work = output / WORK_DIR
+    existing = check_output(options.output, os.fspath(work), plan, tokenizer)
     if existing is not None:  # already complete with this very plan: touch nothing
-        if gfile.exists(work):
-            gfile.rmtree(work)
+        if work.exists():
+            work.rmtree()
         return _summary(existing, time.perf_counter() - started, reused=True)
-    gfile.makedirs(work)
-    with gfile.GFile(_join(work, "plan.json.tmp"), "w") as f:
-        f.write(json.dumps(plan, indent=2, sort_keys=True))
-    gfile.rename(_join(work, "plan.json.tmp"), _join(work, "plan.json"), overwrite=True)
+    work.mkdir(parents=True, exist_ok=True)
+    paths.write_atomic(work / "plan.json", json.dumps(plan, indent=2, sort_keys=True))
 
     tokenizer_path = options.vocab
     if options.train_sentencepiece is not None:
         tokenizer_path = _sentencepiece_vocab(options, sources)
     if tokenizer is None:
-        tokenizer = load_tokenizer(_local_copy(tokenizer_path), lowercase=options.lowercase)
-    local_tokenizer_path = tokenizer.path  # what the workers load
+        tokenizer = load_tokenizer(tokenizer_path, lowercase=options.lowercase)
 
     total_bytes = sum(s.nbytes for s in sources)
     part_bytes = options.part_bytes or part_store.auto_part_bytes(total_bytes)
     # No more processes than parts: each one loads the tokenizer before doing anything.
     workers = max(1, min(options.workers, -(-total_bytes // part_bytes)))
     part_store.tokenize_parts(
-        options, sources, local_tokenizer_path, work, part_bytes, workers, options.tokenizer_threads
-    )
-    parts = part_store.load_parts(work, part_bytes)
-    splits = write_shards(options, parts)
-    metadata = _metadata(options, sources, tokenizer, tokenizer_path, plan, parts, splits)
+        options, sources, tokenizer.path, os.fspath(work), part_bytes, workers,
+        options.tokenizer_threads,
+    )  # fmt: skip
+    parts = part_store.load_parts(os.fspath(work), part_bytes)
+    splits, no_eval = write_shards(options, parts)
+    metadata = _metadata(options, sources, tokenizer, plan, parts, splits, no_eval)
     shards.write_metadata(options.output, metadata)
-    gfile.rmtree(work)
+    work.rmtree()
     metadata["directory"] = options.output
     return _summary(metadata, time.perf_counter() - started, reused=False)
 
 
-def _metadata(options, sources, tokenizer, tokenizer_path, plan, parts, splits) -> dict:
+def _metadata(options, sources, tokenizer, plan, parts, splits, no_eval) -> dict:
     def total(key: str) -> int:
         return sum(p.stats[key] for p in parts)
 
@@ -164,12 +154,15 @@ def _metadata(options, sources, tokenizer, tokenizer_path, plan, parts, splits) 
         "format_version": shards.FORMAT_VERSION,
         "tokenizer": {
             "kind": tokenizer.kind,
-            "path": tokenizer_path if "://" in tokenizer_path else os.path.abspath(tokenizer_path),
+            "path": tokenizer.path,
             "fingerprint": tokenizer.fingerprint,
             "vocab_size": tokenizer.vocab_size,
             "lowercase": tokenizer.lowercase,
         },
         "splits": splits,
+        # Whether an eval split was written; with none, "no_eval_reason" says why.
+        "eval_split": "eval" in splits,
+        **({"no_eval_reason": no_eval} if no_eval else {}),
         "input": {
             "format": options.corpus.format,
             "sources": [s.name for s in sources],
@@ -184,24 +177,6 @@ def _metadata(options, sources, tokenizer, tokenizer_path, plan, parts, splits) 
         "plan_fingerprint": _fingerprint(plan),
         "created_with": f"bert-jax {__version__}",
     }
-
-
-def _local_copy(path: str) -> str:
-    """`path` itself, or for a remote file (gs://...) a copy in a temporary local directory that
-    lasts as long as this process: tokenizer files are read from local disk."""
-    if "://" not in path:
-        return path
-    import atexit
-    import shutil
-    import tempfile
-
-    if not _gfile().exists(path):
-        raise UserError(f"vocab file {path} does not exist")
-    directory = tempfile.mkdtemp(prefix="bert-jax-vocab-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    local = os.path.join(directory, os.path.basename(path))
-    _gfile().copy(path, local, overwrite=True)
-    return local
 
 
 def _fingerprint(plan: dict) -> str:
@@ -222,10 +197,9 @@ def _sentencepiece_vocab(options: PrepareOptions, sources) -> str:
     from bert_jax.data.part_tokenizer import document_key
     from bert_jax.data.tokenization import train_sentencepiece
 
-    gfile = _gfile()
-    model = _join(options.output, SPM_PREFIX + ".model")
-    if gfile.exists(model):
-        return model
+    model = paths.path(options.output) / (SPM_PREFIX + ".model")
+    if model.exists():
+        return os.fspath(model)
     total = max(1, sum(s.nbytes for s in sources))
     threshold = min(1.0, SENTENCEPIECE_SAMPLE_BYTES / total) * 2.0**64
     reader = DocumentReader(options.corpus)
@@ -257,10 +231,10 @@ def _sentencepiece_vocab(options: PrepareOptions, sources) -> str:
         for suffix in (".vocab", ".model"):  # .model last: its presence means both are there
             source = str(trained)[: -len(".model")] + suffix
             if os.path.exists(source):
-                target = _join(options.output, SPM_PREFIX + suffix)
-                gfile.copy(source, target + ".tmp", overwrite=True)
-                gfile.rename(target + ".tmp", target, overwrite=True)
-    return model
+                target = paths.path(options.output) / (SPM_PREFIX + suffix)
+                with open(source, "rb") as f:
+                    paths.write_atomic(target, f.read())
+    return os.fspath(model)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +251,8 @@ def _summary(metadata: dict, seconds: float, reused: bool) -> dict:
         "sentences": sum(s["sentences"] for s in splits.values()),
         "tokens": sum(s["tokens"] for s in splits.values()),
         "train_documents": splits["train"]["documents"],
-        "eval_documents": splits["eval"]["documents"],
+        "eval_documents": splits.get("eval", {}).get("documents", 0),
+        "no_eval_reason": metadata.get("no_eval_reason"),
         "shards": len(splits["train"]["files"]),
         "single_sentence_documents": metadata["single_sentence_documents"],
         "dropped_empty_documents": metadata["dropped_empty_documents"],
@@ -290,9 +265,12 @@ def _summary(metadata: dict, seconds: float, reused: bool) -> dict:
 
 def format_summary(summary: dict) -> str:
     s = summary
+    held_out = f"{s['eval_documents']:,} eval"
+    if s["no_eval_reason"] or not s["eval_documents"]:
+        held_out = f"no eval split: {s['no_eval_reason'] or 'none was written'}"
     counts = (
         f"{s['output']}: {s['documents']:,} documents ({s['train_documents']:,} train, "
-        f"{s['eval_documents']:,} eval), {s['sentences']:,} sentences, {s['tokens']:,} tokens "
+        f"{held_out}), {s['sentences']:,} sentences, {s['tokens']:,} tokens "
         f"in {s['shards']} shards"
     )
     if s["reused"]:

@@ -1,10 +1,11 @@
-"""Throughput of `prepare` beside Hugging Face's `BertTokenizerFast` on the same sentences.
+"""Throughput of `prepare` beside tokenizers alone on the same sentences: the `tokenizers`
+library's `encode_batch_fast` and Hugging Face's `BertTokenizerFast` (`bench tokenize`'s peers).
 
 `prepare` reads, decodes, splits sentences, hashes, tokenizes, serializes and writes shards; the
-reference only tokenizes the very sentences `prepare` found (loading the tokenizer included, as
-`prepare`'s time includes loading its own). Both run on one core (TOKENIZERS_PARALLELISM=false,
-one worker) so the per-core rates compare directly. `all_cores` adds the two ways `prepare` can
-use every core: a worker process per core, or one process whose tokenizer runs a thread per core.
+references only tokenize the very sentences `prepare` found (loading excluded). All run on one
+core (TOKENIZERS_PARALLELISM=false, one worker) so the per-core rates compare directly.
+`all_cores` adds the two ways `prepare` can use every core: a worker process per core, or one
+process whose tokenizer runs a thread per core.
 """
 
 from __future__ import annotations
@@ -47,16 +48,18 @@ def _time_prepare(spec: CorpusSpec, vocab: str, lowercase, workers: int, threads
         return time.perf_counter() - started
 
 
-def _time_reference(sentences: list[str], vocab: str, lowercase: bool) -> float | None:
-    try:
-        from transformers import BertTokenizerFast
-    except ImportError:
-        return None
+def _time_references(sentences: list[str], vocab: str, lowercase: bool) -> dict[str, float]:
+    """Seconds each peer of `bench tokenize` takes to encode `sentences` on one core (the
+    tokenizers library's encode_batch_fast, and BertTokenizerFast where installed)."""
+    from bert_jax.bench.tokenize import peer_encoders
+
+    seconds = {}
     with tokenizer_threads(False):
-        started = time.perf_counter()
-        tokenizer = BertTokenizerFast(vocab, do_lower_case=lowercase)
-        tokenizer(sentences, add_special_tokens=False)["input_ids"]
-        return time.perf_counter() - started
+        for name, encode in peer_encoders(vocab, lowercase).items():
+            started = time.perf_counter()
+            encode(sentences)
+            seconds[name] = time.perf_counter() - started
+    return seconds
 
 
 def prepare_benchmark(
@@ -69,7 +72,8 @@ def prepare_benchmark(
     repeats: int = 3,
     all_cores: bool = True,
 ) -> dict:
-    """MB/s of input per core for `prepare` and for `BertTokenizerFast` (None if not installed).
+    """MB/s of input per core for `prepare`, for `BertTokenizerFast` (`reference_*`, None if not
+    installed) and for each tokenizer-only peer (`references_mb_per_s_per_core`).
 
     The two alternate `repeats` times and the fastest run of each counts, which keeps the
     comparison fair on a machine that other work slows down now and then.
@@ -81,12 +85,13 @@ def prepare_benchmark(
     )
     mb = sum(s.nbytes for s in list_sources(spec)) / 1e6
     sentences = _sentences(spec)
-    ours, reference = [], []
+    ours, references = [], {}
     for _ in range(repeats):
-        reference.append(_time_reference(sentences, vocab, lowercase is not False))
+        for name, took in _time_references(sentences, vocab, lowercase is not False).items():
+            references[name] = min(took, references.get(name, took))
         ours.append(_time_prepare(spec, vocab, lowercase, workers=1, threads=False))
     seconds = min(ours)
-    reference_seconds = None if reference[0] is None else min(reference)
+    reference_seconds = references.get("BertTokenizerFast")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     figures = {
         "input_mb": mb,
@@ -96,6 +101,7 @@ def prepare_benchmark(
         "prepare_mb_per_s_per_core": mb / seconds,
         "reference_seconds_1_core": reference_seconds,
         "reference_mb_per_s_per_core": mb / reference_seconds if reference_seconds else None,
+        "references_mb_per_s_per_core": {name: mb / took for name, took in references.items()},
     }
     if all_cores and cores and cores > 1:
         # A worker process per core (whose tokenizers run single-threaded), against one process

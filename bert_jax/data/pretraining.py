@@ -15,7 +15,10 @@ Differences from google-research/bert `create_instances_from_document`, all deli
   is computed in closed form: how many tokens each side loses follows from the lengths, and the
   number taken from the front is Binomial(n, 1/2), the same distribution as the original loop;
 - "another document" for a random B is drawn from the block (the documents read together in one
-  round), not from the whole corpus.
+  round), not from the whole corpus, uniformly among the block's other documents: it is never
+  the document A comes from (the original makes 10 draws and can end on A's own document). A
+  block of a single document has no other document, so its pairs are all IsNext and a chunk of
+  a single sentence there makes no example.
 SOP (ALBERT): A and B are consecutive parts of one chunk, swapped with probability 1/2 (label 1 =
 swapped); a chunk grows to at least two sentences, and a document with a single sentence yields
 nothing (ALBERT would pair it with a random B, which is an NSP signal, not an order signal).
@@ -137,6 +140,9 @@ def _sentence_pairs(
                     break
                 end = max(end, chunk + 2)
             size = end - chunk
+            if size == 1 and num_docs == 1 and not sop:
+                chunk = end  # one sentence and no other document: no B of either kind
+                continue
             split = chunk + (1 + int(uniform() * (size - 1)) if size >= 2 else 1)
             a_start.append(ends[chunk])
             a_end.append(ends[split])
@@ -149,12 +155,9 @@ def _sentence_pairs(
                     a_end[-1], b_end[-1] = b_end[-1], a_end[-1]
                 label.append(int(swap))
                 chunk = end
-            elif size == 1 or uniform() < 0.5:
-                other = doc
-                for _ in range(10):  # as the original: a few tries to avoid this document
-                    other = int(uniform() * num_docs)
-                    if other != doc:
-                        break
+            elif num_docs > 1 and (size == 1 or uniform() < 0.5):
+                other = int(uniform() * (num_docs - 1))  # any document but this one
+                other += other >= doc
                 start = docs[other] + int(uniform() * (docs[other + 1] - docs[other]))
                 wanted = target - (ends[split] - ends[chunk])
                 other_end = bisect.bisect_left(

@@ -1,8 +1,9 @@
 """SentencePiece models behind the `Tokenizer` interface, and training them with BERT's specials.
 
 Trained models put [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4 first. [CLS]/[SEP]/[MASK] are
-SentencePiece control symbols: they are only ever added by the code, never read out of text, so a
-corpus line containing "[MASK]" cannot inject one. Lowercasing is part of the model (the
+SentencePiece control symbols and [PAD]/[UNK] its pad and unknown pieces: none is ever read out of
+text, so a corpus line containing "[MASK]" cannot inject one (`split_special_tokens` changes
+nothing here: the text is always split). Lowercasing is part of the model (the
 `nmt_nfkc_cf` normalization rule, NFKC plus case folding), so the casing flag is read from it.
 """
 
@@ -15,8 +16,9 @@ from collections.abc import Iterator
 import numpy as np
 import sentencepiece as spm
 
+from bert_jax import paths
 from bert_jax.data.basic_tokenizer import SPECIAL_TOKENS
-from bert_jax.data.tokenization import Tokenizer, file_fingerprint
+from bert_jax.data.tokenization import Tokenizer, file_fingerprint, read_tokenizer_file
 from bert_jax.errors import UserError
 
 WORD_START = "\u2581"  # "▁": SentencePiece's mark for a piece that follows whitespace
@@ -38,9 +40,9 @@ def _parallelism_off() -> bool:
 class SentencePieceTokenizer(Tokenizer):
     kind = "sentencepiece"
 
-    def __init__(self, model_path: str | pathlib.Path, lowercase: bool | None = None):
-        self.path = str(model_path)
-        data = pathlib.Path(model_path).read_bytes()
+    def __init__(self, model_path: paths.PathLike, lowercase: bool | None = None):
+        self.path = os.fspath(paths.path(model_path))
+        data = read_tokenizer_file(self.path)
         self._sp = spm.SentencePieceProcessor()
         try:
             self._sp.LoadFromSerializedProto(data)
@@ -71,7 +73,7 @@ class SentencePieceTokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         return list(self._sp.encode(text, out_type=int))
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+    def encode_batch(self, texts: list[str], split_special_tokens: bool = False) -> list[list[int]]:
         threads = 1 if _parallelism_off() else -1  # -1: one thread per core
         return [
             list(ids) for ids in self._sp.encode(list(texts), out_type=int, num_threads=threads)

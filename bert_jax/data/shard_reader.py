@@ -1,10 +1,13 @@
 """Reading prepared shards: `{split}-NNNNN-of-MMMMM.tfrecord` files of one `tf.train.Example` per
 document (int64 lists `token_ids`, all sentences concatenated without special tokens, and
-`sentence_lengths`), and `metadata.json` beside them.
+`sentence_lengths`), and `metadata.json` beside them. Files are read through `bert_jax.paths`
+(local or gs://) with the project's own TFRecord reader (`bert_jax.data.tfrecord`); TensorFlow only
+parses the Example bytes, in memory.
 
 A process reads "units": a whole file, or every m-th document of a file when there are fewer
-files than processes. Units are read in windows of whole documents of about a token budget;
-a reader's position is the record index of its next document, so a run can reopen a unit there.
+files than processes. Units are read in windows of whole documents of about a token budget.
+A reader's place is a `Place`: the index of the next record to look at and the byte offset where
+it starts, so a run reopens a unit there with one seek, reading nothing before it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 
 import numpy as np
 
+from bert_jax import paths
+from bert_jax.data import tfrecord
 from bert_jax.data.pretraining import DocumentBlock
 from bert_jax.errors import UserError
 
@@ -32,12 +38,27 @@ class Unit:
     parts: int = 1
 
 
+@dataclasses.dataclass(frozen=True)
+class Place:
+    """Where a reader of a unit resumes: `record` is the index of the next record of the file
+    to look at, `offset` the byte where it starts (None: unknown, found by scanning from the
+    start, for positions saved before offsets were recorded)."""
+
+    record: int = 0
+    offset: int | None = 0
+
+
 def list_shards(data_dir: str, split: str) -> list[str]:
-    """The split's shard files, sorted (local paths or any filesystem TensorFlow reads, gs://)."""
-    gfile = tensorflow().io.gfile
-    if not gfile.isdir(data_dir):
-        raise UserError(f"data_dir {data_dir} is not a directory")
-    files = sorted(gfile.glob(f"{data_dir.rstrip('/')}/{split}-*.tfrecord"))
+    """The split's shard files, sorted (local paths or gs://). UserError when the split has no
+    files, or when metadata.json records no documents for it (datasets prepared before `prepare`
+    stopped writing empty eval files: pretraining then runs without evaluation)."""
+    try:
+        directory = paths.path(data_dir)
+        if not directory.is_dir():
+            raise UserError(f"data_dir {data_dir} is not a directory")
+        files = paths.glob(f"{os.fspath(directory)}/{split}-*.tfrecord")
+    except OSError as e:
+        raise UserError(paths.describe_error(data_dir, e)) from e
     if not files:
         raise UserError(
             f"data_dir {data_dir} has no {split}-*.tfrecord shards (run `bert-jax prepare` first)"
@@ -51,22 +72,27 @@ def list_shards(data_dir: str, split: str) -> list[str]:
                 f"data_dir {data_dir} has {len(files)} of the {expected} {split} shards its file "
                 "names announce; the dataset is incomplete"
             )
+    # metadata.json lists the splits `prepare` wrote; a file it does not count is a leftover.
+    splits = (read_metadata(data_dir) or {}).get("splits")
+    if splits is not None and not (splits.get(split) or {}).get("documents"):
+        raise UserError(f"data_dir {data_dir}: its metadata.json records no {split} documents")
     return files
 
 
 def read_metadata(data_dir: str) -> dict | None:
     """metadata.json as a dict, or None when the directory has none. The format's own reader
     (`bert_jax.data.shards`, which `prepare` writes with) is used when it is there."""
-    path = f"{data_dir.rstrip('/')}/metadata.json"
-    gfile = tensorflow().io.gfile
-    if not gfile.exists(path):
-        return None
+    path = paths.path(data_dir) / "metadata.json"
+    try:
+        if not path.exists():
+            return None
+    except OSError as e:
+        raise UserError(paths.describe_error(path, e)) from e
     shard_format = _shard_format()
     if shard_format is not None and hasattr(shard_format, "read_metadata"):
         return shard_format.read_metadata(data_dir)
     try:
-        with gfile.GFile(path, "r") as f:
-            return json.loads(f.read())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"{path} is not readable JSON: {e}") from e
 
@@ -103,21 +129,6 @@ def _shard_format():
     return shards
 
 
-def _open_records(path: str):
-    """TensorFlow's C++ TFRecord reader as a plain Python iterator (checks record CRCs; reads any
-    filesystem TensorFlow knows). Opening it costs about 1 ms of CPU against about 20 ms for an
-    eager `tf.data.TFRecordDataset` iterator, which matters when a corpus of many small shards
-    reopens every unit every epoch. Its v1 deprecation notice would only be noise here."""
-    tf = tensorflow()
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        return tf.compat.v1.io.tf_record_iterator(path)
-    finally:
-        logger.setLevel(level)
-
-
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -143,18 +154,16 @@ def process_units(files: list[str], process_index: int, process_count: int) -> l
 
 
 class UnitReader:
-    """Windows of documents of one unit, from document record index `position` on."""
+    """Windows of documents of one unit, from `start` on (a `Place`)."""
 
-    def __init__(self, unit: Unit, position: int, vocab_size: int):
-        tf = tensorflow()
-        self._tf = tf
+    def __init__(self, unit: Unit, start: Place, vocab_size: int):
+        self._tf = tensorflow()
         self.unit = unit
-        self.position = position  # record index of the next document to hand out
+        self.place = start  # where the next document to hand out is looked for
         self._vocab_size = vocab_size
-        # The first record of this unit at or after `position`; skipping reads without parsing.
-        self._next_index = position + (unit.part - position) % unit.parts
-        self._chunks = self._record_chunks()
-        self._parsed: collections.deque = collections.deque()  # (record, tokens, lengths)
+        self._file = None
+        self._records = None  # iterator over tfrecord.Record, opened at the first window
+        self._parsed: collections.deque = collections.deque()  # (Place after, tokens, lengths)
 
     def next_window(self, token_budget: int) -> DocumentBlock | None:
         """Whole documents until `token_budget` tokens are reached (at least one); None at the
@@ -163,11 +172,11 @@ class UnitReader:
         while total < token_budget:
             if not self._parsed and not self._parse_more():
                 break
-            record, ids, lengths = self._parsed.popleft()
-            self.position = record + self.unit.parts
+            self.place, ids, lengths = self._parsed.popleft()
             docs.append((ids, lengths))
             total += len(ids)
         if not docs:
+            self.close()
             return None
         return DocumentBlock.from_lengths(
             np.concatenate([d[0] for d in docs]),
@@ -175,40 +184,53 @@ class UnitReader:
             [len(d[1]) for d in docs],
         )
 
-    def _record_chunks(self):
-        """Lists of up to _PARSE_CHUNK serialized records of the unit, from `_next_index` on."""
-        first, parts, chunk = self._next_index, self.unit.parts, []
-        for index, record in enumerate(_open_records(self.unit.path)):
-            if index >= first and (index - first) % parts == 0:
-                chunk.append(record)
-                if len(chunk) == _PARSE_CHUNK:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file, self._records = None, None
+
+    def _open(self):
+        path, start = self.unit.path, self.place
+        try:
+            self._file = paths.path(path).open("rb")
+        except OSError as e:
+            raise UserError(paths.describe_error(path, e)) from e
+        if start.offset is None:  # an old position: find the record by scanning
+            records = tfrecord.read_records(self._file, path)
+            return (r for r in records if r.index >= start.record)
+        return tfrecord.read_records(self._file, path, start.offset, start.record)
+
+    def _owned_records(self, count: int) -> list[tfrecord.Record]:
+        """Up to `count` next records of this unit (every `parts`-th record of the file)."""
+        if self._records is None:
+            self._records = self._open()
+        part, parts, out = self.unit.part, self.unit.parts, []
+        try:
+            for record in self._records:
+                if record.index % parts == part:
+                    out.append(record)
+                    if len(out) == count:
+                        break
+        except OSError as e:
+            raise UserError(paths.describe_error(self.unit.path, e)) from e
+        return out
 
     def _parse_more(self) -> bool:
-        try:
-            serialized = next(self._chunks)
-        except StopIteration:
+        records = self._owned_records(_PARSE_CHUNK)
+        if not records:
             return False
-        except self._tf.errors.OpError as e:
-            raise UserError(f"{self.unit.path}: cannot read records: {_first_line(e)}") from e
-        parts = self.unit.parts
-        count = len(serialized)
-        indices = list(range(self._next_index, self._next_index + count * parts, parts))
-        self._next_index += count * parts
-        self._parsed.extend(self._parse(serialized, indices))
-        return bool(self._parsed)
+        self._parsed.extend(self._parse(records))
+        return True
 
-    def _parse(self, serialized, indices: list[int]):
+    def _parse(self, records: list[tfrecord.Record]):
         tf = self._tf
         features = {
             "token_ids": tf.io.RaggedFeature(tf.int64),
             "sentence_lengths": tf.io.RaggedFeature(tf.int64),
         }
+        indices = [r.index for r in records]
         try:
-            parsed = tf.io.parse_example(tf.constant(serialized), features)
+            parsed = tf.io.parse_example(tf.constant([r.data for r in records]), features)
         except (tf.errors.InvalidArgumentError, ValueError) as e:
             raise UserError(
                 f"{self.unit.path}: records {indices[0]}..{indices[-1]} are not pretraining "
@@ -222,11 +244,11 @@ class UnitReader:
         ids_values = ids_values.astype(np.int32)
         return [
             (
-                index,
+                Place(r.index + 1, r.end),
                 ids_values[ids_splits[i] : ids_splits[i + 1]],
                 len_values[len_splits[i] : len_splits[i + 1]],
             )
-            for i, index in enumerate(indices)
+            for i, r in enumerate(records)
         ]
 
     def _check(self, ids, ids_splits, lengths, len_splits, indices):

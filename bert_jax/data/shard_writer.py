@@ -1,9 +1,11 @@
 """Step 2 of `prepare`: rank the saved parts' documents by key and write the eval and train shards.
 
 Ranking: documents sorted by (key, part, position). Eval takes the lowest ranks (the first
-`eval_documents`, or every key below `eval_fraction` * 2**64); the train ranks that follow are cut
-into `num_shards` contiguous ranges holding about equal numbers of tokens. A part's records are
-already in key order, so each shard needs one contiguous byte range from each part.
+`eval_documents`, or every key below `eval_fraction` * 2**64, and at least one document when an
+eval split was asked for); the train ranks that follow are cut into `num_shards` contiguous ranges
+holding about equal numbers of tokens. A part's records are already in key order, so each shard
+needs one contiguous byte range from each part. An eval split is never written empty: with no
+document to spare there is none, and the metadata says why (`eval_split`).
 
 Also here: the checks that keep `prepare` from mixing or overwriting datasets in one OUTPUT.
 """
@@ -17,22 +19,10 @@ import sys
 
 import numpy as np
 
-from bert_jax.data import shards
+from bert_jax import paths
+from bert_jax.data import shards, tfrecord
 from bert_jax.data.part_store import SavedPart
 from bert_jax.errors import UserError
-
-_RECORD_FRAMING = 16  # TFRecord: length (8) + length CRC (4) + data CRC (4)
-
-
-def _join(directory: str, name: str) -> str:
-    return directory.rstrip("/") + "/" + name
-
-
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
-
 
 # ---------------------------------------------------------------------------------------------
 # What OUTPUT already holds
@@ -73,9 +63,9 @@ def _plan_difference(old: dict, new: dict) -> str:
 def check_output(output: str, work: str, plan: dict, tokenizer) -> dict | None:
     """The metadata of a complete dataset made with this same plan, None for an empty or
     resumable OUTPUT; UserError for anything made otherwise."""
-    gfile = _gfile()
     plan = json.loads(json.dumps(plan))
-    if gfile.exists(_join(output, shards.METADATA_FILE)):
+    out = paths.path(output)
+    if (out / shards.METADATA_FILE).exists():
         metadata = shards.read_metadata(output)
         if tokenizer is not None:
             shards.check_tokenizer(metadata, tokenizer, what="--vocab")
@@ -86,10 +76,9 @@ def check_output(output: str, work: str, plan: dict, tokenizer) -> dict | None:
                 "choose another --output or delete it"
             )
         return metadata
-    plan_file = _join(work, "plan.json")
-    if gfile.exists(plan_file):
-        with gfile.GFile(plan_file, "r") as f:
-            old = json.loads(f.read())
+    plan_file = paths.path(work) / "plan.json"
+    if plan_file.exists():
+        old = json.loads(plan_file.read_text())
         if old != plan:
             raise UserError(
                 f"{output} holds an unfinished run with a different plan "
@@ -97,7 +86,7 @@ def check_output(output: str, work: str, plan: dict, tokenizer) -> dict | None:
             )
         return None
     strays = [
-        p for split in shards.SPLITS for p in gfile.glob(_join(output, f"{split}-*.tfrecord"))
+        p for split in shards.SPLITS for p in paths.glob(f"{os.fspath(out)}/{split}-*.tfrecord")
     ]
     if strays:
         raise UserError(
@@ -147,23 +136,43 @@ def _rank(parts: list[SavedPart]) -> _Ranking:
     )
 
 
-def _split_ranges(ranking: _Ranking, options) -> list[tuple[str, int, int]]:
-    """(file name, first rank, end rank) of the eval file and each train shard."""
+def _eval_size(ranking: _Ranking, options) -> tuple[int, str | None]:
+    """Documents held out for eval, and why there is no eval split when there is none."""
+    total = len(ranking.order)
+    if options.eval_documents is not None:
+        if options.eval_documents >= total:
+            raise UserError(
+                f"--eval_documents={options.eval_documents} leaves no training documents: "
+                f"the corpus has {total}"
+            )
+        return options.eval_documents, None if options.eval_documents else "--eval_documents=0"
+    if options.eval_fraction == 0:
+        return 0, "--eval_fraction=0"
+    threshold = np.uint64(min(options.eval_fraction * 2.0**64, 2.0**64 - 1))
+    n_eval = int(np.searchsorted(ranking.keys[ranking.order], threshold, side="left"))
+    if n_eval:
+        return n_eval, None
+    # The fraction rounds to nothing on a small corpus: hold out one document, if one can go.
+    if total < 2:
+        return 0, f"the corpus has {total} document; none can be held out"
+    if total - 1 < options.num_shards:
+        return 0, (
+            f"holding out one of {total} documents would leave too few for "
+            f"--num_shards={options.num_shards}"
+        )
+    return 1, None
+
+
+def _split_ranges(ranking: _Ranking, options) -> tuple[list[tuple[str, int, int]], str | None]:
+    """(file name, first rank, end rank) of the eval file (when there is one) and each train
+    shard, and why there is no eval file when there is none."""
     total = len(ranking.order)
     if total == 0:
         raise UserError(
             f"no documents with any tokens in --input={','.join(options.corpus.inputs)} "
             f"(format {options.corpus.format}): the corpus is empty"
         )
-    if options.eval_documents is not None:
-        n_eval = options.eval_documents
-        if n_eval >= total:
-            raise UserError(
-                f"--eval_documents={n_eval} leaves no training documents: the corpus has {total}"
-            )
-    else:
-        threshold = np.uint64(min(options.eval_fraction * 2.0**64, 2.0**64 - 1))
-        n_eval = int(np.searchsorted(ranking.keys[ranking.order], threshold, side="left"))
+    n_eval, no_eval = _eval_size(ranking, options)
     n_train, n_shards = total - n_eval, options.num_shards
     if n_train < n_shards:
         raise UserError(
@@ -177,12 +186,12 @@ def _split_ranges(ranking: _Ranking, options) -> list[tuple[str, int, int]]:
     bounds = np.maximum(bounds, np.arange(1, n_shards))
     bounds = np.minimum(bounds, n_train - n_shards + np.arange(1, n_shards))
     bounds = np.maximum.accumulate(np.concatenate([[0], bounds, [n_train]]))
-    ranges = [(shards.shard_name("eval", 0, 1), 0, n_eval)]
+    ranges = [(shards.shard_name("eval", 0, 1), 0, n_eval)] if n_eval else []
     ranges += [
         (name, n_eval + int(bounds[i]), n_eval + int(bounds[i + 1]))
         for i, name in enumerate(shards.shard_names("train", n_shards))
     ]
-    return ranges
+    return ranges, no_eval
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,7 +202,6 @@ BATCH_BYTES = 512 << 20  # records held in memory at once: output files are writ
 
 def _read_ranks(parts: list[SavedPart], ranking: _Ranking, first: int, end: int) -> dict:
     """{rank: record} for ranks [first, end): one read from each part that has any."""
-    gfile = _gfile()
     records = {}
     for p, part in enumerate(parts):
         part_ranks = ranking.rank[ranking.part_starts[p] : ranking.part_starts[p + 1]]
@@ -201,7 +209,7 @@ def _read_ranks(parts: list[SavedPart], ranking: _Ranking, first: int, end: int)
         if a == b:
             continue
         offsets = part.offsets
-        with gfile.GFile(part.records_path, "rb") as f:
+        with paths.path(part.records_path).open("rb") as f:
             f.seek(int(offsets[a]))
             data = f.read(int(offsets[b] - offsets[a]))
         base = int(offsets[a])
@@ -224,15 +232,19 @@ def _batches(ranges: list[tuple[str, int, int]], ranking: _Ranking) -> list[list
     return batches + [current]
 
 
-def write_shards(options, parts: list[SavedPart]) -> dict:
-    """Write the eval and train files not already complete; returns metadata's "splits"."""
-    import tensorflow as tf
+def write_shards(options, parts: list[SavedPart]) -> tuple[dict, str | None]:
+    """Write the eval and train files not already complete; returns metadata's "splits" (with
+    an "eval" entry only when an eval file was written) and why there is no eval split, if so."""
     from tqdm import tqdm
 
-    gfile = _gfile()
     ranking = _rank(parts)
-    ranges = _split_ranges(ranking, options)
-    splits = {s: {"files": [], "documents": 0, "sentences": 0, "tokens": 0} for s in shards.SPLITS}
+    ranges, no_eval = _split_ranges(ranking, options)
+    names = {name.split("-", 1)[0] for name, _, _ in ranges}
+    splits = {
+        s: {"files": [], "documents": 0, "sentences": 0, "tokens": 0}
+        for s in shards.SPLITS
+        if s in names
+    }
     disable = None if options.progress is None else not options.progress  # None: on a terminal
     bar = tqdm(total=len(ranges), desc="shards", unit="file", disable=disable, file=sys.stderr)
     for batch in _batches(ranges, ranking):
@@ -245,9 +257,9 @@ def write_shards(options, parts: list[SavedPart]) -> dict:
             split["sentences"] += int(ranking.sentences[docs].sum())
             split["tokens"] += int(ranking.tokens[docs].sum())
             # A finished file has exactly the size its records add up to; others are redone.
-            final = _join(options.output, name)
-            size = int(ranking.lengths[docs].sum()) + _RECORD_FRAMING * len(docs)
-            if gfile.exists(final) and gfile.stat(final).length == size:
+            final = paths.path(options.output) / name
+            size = int(ranking.lengths[docs].sum()) + tfrecord.FRAMING_BYTES * len(docs)
+            if final.exists() and final.stat().length == size:
                 bar.update(1)
             else:
                 todo.append((name, first, end))
@@ -255,11 +267,9 @@ def write_shards(options, parts: list[SavedPart]) -> dict:
             continue
         records = _read_ranks(parts, ranking, todo[0][1], todo[-1][2])
         for name, first, end in todo:
-            tmp = _join(options.output, f".{name}.tmp")
-            with tf.io.TFRecordWriter(tmp) as writer:
-                for r in range(first, end):
-                    writer.write(records[r])
-            gfile.rename(tmp, _join(options.output, name), overwrite=True)
+            tfrecord.write_file(
+                paths.path(options.output) / name, (records[r] for r in range(first, end))
+            )
             bar.update(1)
     bar.close()
-    return splits
+    return splits, no_eval

@@ -18,9 +18,11 @@ The wire format is the one `tf.train.Example` parses (tests check it with Tensor
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 FORMAT_VERSION = 1
@@ -132,19 +134,13 @@ def _starts(counts: np.ndarray) -> np.ndarray:
 # metadata.json
 
 
-def _join(directory: str, name: str) -> str:
-    return directory.rstrip("/") + "/" + name
-
-
 def write_metadata(directory: str, metadata: dict) -> None:
     """Write `metadata.json` through a temporary name, so a reader never sees half of it."""
-    import tensorflow as tf
-
-    final = _join(directory, METADATA_FILE)
-    tmp = _join(directory, f".{METADATA_FILE}.tmp")
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(tmp, final, overwrite=True)
+    target = paths.path(directory) / METADATA_FILE
+    try:
+        paths.write_atomic(target, json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    except OSError as e:
+        raise UserError(paths.describe_error(target, e)) from e
 
 
 def read_metadata(path: str) -> dict:
@@ -152,21 +148,22 @@ def read_metadata(path: str) -> dict:
 
     The returned dict also carries `directory`, the dataset directory it was read from.
     """
-    import tensorflow as tf
-
-    path = str(path)
+    path = os.fspath(path)
     directory = path[: -len(METADATA_FILE)].rstrip("/") if path.endswith(METADATA_FILE) else path
-    file = _join(directory, METADATA_FILE)
-    if not tf.io.gfile.exists(file):
-        raise UserError(
-            f"{directory} is not a complete prepared dataset: {METADATA_FILE} is missing "
-            "(run `bert-jax prepare` to make or finish it)"
-        )
-    with tf.io.gfile.GFile(file, "r") as f:
-        try:
-            metadata = json.loads(f.read())
-        except json.JSONDecodeError as e:
-            raise UserError(f"{file} is not valid JSON: {e}") from None
+    file = paths.path(directory) / METADATA_FILE
+    try:
+        if not file.exists():
+            raise UserError(
+                f"{directory} is not a complete prepared dataset: {METADATA_FILE} is missing "
+                "(run `bert-jax prepare` to make or finish it)"
+            )
+        text = file.read_text()
+    except OSError as e:
+        raise UserError(paths.describe_error(file, e)) from e
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{file} is not valid JSON: {e}") from None
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
         raise UserError(

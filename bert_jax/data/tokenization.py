@@ -4,7 +4,13 @@
 holding one) is WordPiece (`bert_jax.data.wordpiece`), a `*.model` file is SentencePiece
 (`bert_jax.data.sentencepiece_tokenizer`, which also trains models with the BERT special tokens).
 Both build model inputs the same way here: `[CLS] a [SEP] (b [SEP])`, segment ids, word ids, and
-the pair truncation of the original BERT code.
+the pair truncation of the original BERT code. Files are read through `bert_jax.paths`, so a vocab
+on gs:// loads like a local one.
+
+Special-token strings written in text ("[SEP]", "[MASK]") are recognised as those tokens by
+`encode`/`encode_batch`, as Hugging Face tokenizers do for their input; corpus text for pretraining
+is encoded with `split_special_tokens=True`, which reads them as ordinary text ("[", "sep", "]"),
+as Google's create_pretraining_data.py does, so a corpus cannot inject [SEP] or [MASK] ids.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
-import pathlib
+import os
 
 import numpy as np
 
+from bert_jax import paths
 from bert_jax.errors import UserError
 
 
@@ -49,8 +56,9 @@ class Tokenizer(abc.ABC):
         """Token ids of `text`, without special tokens."""
 
     @abc.abstractmethod
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        """`encode` for many texts at once, in parallel threads."""
+    def encode_batch(self, texts: list[str], split_special_tokens: bool = False) -> list[list[int]]:
+        """`encode` for many texts at once, in parallel threads. With `split_special_tokens`,
+        special-token strings in the texts are ordinary text, never special ids."""
 
     @abc.abstractmethod
     def encode_with_word_ids(self, text: str) -> tuple[list[int], list[int]]:
@@ -134,22 +142,36 @@ def file_fingerprint(data: bytes, lowercase: bool) -> str:
     return hashlib.sha256(data + f"\0lowercase={int(lowercase)}".encode()).hexdigest()
 
 
-def load_tokenizer(path: str | pathlib.Path, lowercase: bool | None = None) -> Tokenizer:
-    """WordPiece for `vocab.txt` (or a directory holding it), SentencePiece for `*.model`.
+def read_tokenizer_file(path: paths.PathLike) -> bytes:
+    """The bytes of a vocab or model file, local or remote; UserError naming it otherwise."""
+    try:
+        return paths.path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"vocab file {os.fspath(path)} does not exist") from None
+    except OSError as e:
+        raise UserError(paths.describe_error(path, e)) from e
+
+
+def load_tokenizer(path: paths.PathLike, lowercase: bool | None = None) -> Tokenizer:
+    """WordPiece for `vocab.txt` (or a directory holding it), SentencePiece for `*.model`; local
+    or remote (gs://) alike.
 
     `lowercase=None` means uncased for WordPiece (unless the vocab holds capitalised pieces, as
     Google's cased vocabs do) and whatever the model was trained with for SentencePiece. Bad or
     missing files raise `UserError` naming the file.
     """
-    path = pathlib.Path(path)
-    if path.is_dir():
-        if not (path / "vocab.txt").is_file():
-            raise UserError(
-                f"directory {path} has no vocab.txt (give a vocab.txt or a .model file)"
-            )
-        path = path / "vocab.txt"
-    if not path.is_file():
-        raise UserError(f"vocab file {path} does not exist")
+    path = paths.path(path)
+    try:
+        if path.is_dir():
+            if not (path / "vocab.txt").is_file():
+                raise UserError(
+                    f"directory {path} has no vocab.txt (give a vocab.txt or a .model file)"
+                )
+            path = path / "vocab.txt"
+        if not path.is_file():
+            raise UserError(f"vocab file {path} does not exist")
+    except OSError as e:
+        raise UserError(paths.describe_error(path, e)) from e
     if path.suffix == ".model":
         from bert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer
 

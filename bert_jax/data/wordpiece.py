@@ -9,24 +9,26 @@ on a stress set and on every fast-path character.
 
 from __future__ import annotations
 
-import pathlib
+import os
 
 import numpy as np
 import tokenizers
 from tokenizers import AddedToken, models, normalizers, pre_tokenizers
 
+from bert_jax import paths
 from bert_jax.data.basic_tokenizer import SPECIAL_TOKENS, basic_tokenize, needs_reference_path
-from bert_jax.data.tokenization import Tokenizer, file_fingerprint
+from bert_jax.data.tokenization import Tokenizer, file_fingerprint, read_tokenizer_file
 from bert_jax.errors import UserError
 
 # BERT gives [UNK] to any word longer than this many characters instead of splitting it.
 MAX_INPUT_CHARS_PER_WORD = 100
 
 
-def read_vocab(path: pathlib.Path) -> tuple[list[str], bytes]:
+def read_vocab(path: paths.PathLike) -> tuple[list[str], bytes]:
     """The vocab's tokens in id order (one per line) and the file's bytes; UserError if the file
     is not a BERT vocab."""
-    data = path.read_bytes()
+    data = read_tokenizer_file(path)
+    path = os.fspath(path)
     if not data.strip():
         raise UserError(f"vocab file {path} is empty")
     if b"\0" in data:
@@ -66,10 +68,10 @@ def vocab_is_cased(tokens: list[str]) -> bool:
 class WordPieceTokenizer(Tokenizer):
     kind = "wordpiece"
 
-    def __init__(self, vocab_path: str | pathlib.Path, lowercase: bool | None = None):
+    def __init__(self, vocab_path: paths.PathLike, lowercase: bool | None = None):
         """`lowercase=None`: uncased, unless the vocab is plainly cased (`vocab_is_cased`)."""
-        self.path = str(vocab_path)
-        self._tokens, data = read_vocab(pathlib.Path(vocab_path))
+        self.path = os.fspath(paths.path(vocab_path))
+        self._tokens, data = read_vocab(self.path)
         if lowercase is None:
             lowercase = not vocab_is_cased(self._tokens)
         self.lowercase = bool(lowercase)
@@ -94,9 +96,16 @@ class WordPieceTokenizer(Tokenizer):
         self._fast.add_special_tokens(
             [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
         )
+        # The same pipeline reading special-token strings as ordinary text, for corpus text.
+        self._fast_text = tokenizers.Tokenizer.from_str(self._fast.to_str())
+        self._fast_text.encode_special_tokens = True
         # Words from `basic_tokenize` -> ids (no normalizer, no pre-tokenizer).
         self._words_only = tokenizers.Tokenizer(wordpiece())
-        self._batch = getattr(self._fast, "encode_batch_fast", self._fast.encode_batch)
+
+    def _batch(self, texts: list[str], split_special_tokens: bool):
+        fast = self._fast_text if split_special_tokens else self._fast
+        encode = getattr(fast, "encode_batch_fast", fast.encode_batch)
+        return encode(texts, add_special_tokens=False)
 
     # --- encoding --------------------------------------------------------------------------
 
@@ -116,18 +125,19 @@ class WordPieceTokenizer(Tokenizer):
         encoding = self._encode_full(text)
         return list(encoding.ids), list(encoding.word_ids)
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+    def encode_batch(self, texts: list[str], split_special_tokens: bool = False) -> list[list[int]]:
         texts = list(texts)
         slow = [i for i, text in enumerate(texts) if needs_reference_path(text)]
         if not slow:
-            return [e.ids for e in self._batch(texts, add_special_tokens=False)]
+            return [e.ids for e in self._batch(texts, split_special_tokens)]
         slow_set = set(slow)
         fast = [i for i in range(len(texts)) if i not in slow_set]
         out: list[list[int]] = [[] for _ in texts]
-        fast_encodings = self._batch([texts[i] for i in fast], add_special_tokens=False)
+        fast_encodings = self._batch([texts[i] for i in fast], split_special_tokens)
         for i, e in zip(fast, fast_encodings, strict=True):
             out[i] = e.ids
-        words = [basic_tokenize(texts[i], self.lowercase) for i in slow]
+        keep = not split_special_tokens
+        words = [basic_tokenize(texts[i], self.lowercase, keep_special_tokens=keep) for i in slow]
         encodings = self._words_only.encode_batch(
             words, is_pretokenized=True, add_special_tokens=False
         )

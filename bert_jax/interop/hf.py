@@ -5,23 +5,29 @@ Import reads `config.json` plus `model.safetensors` (or `pytorch_model.bin`, wit
 naming variants found in the wild (no `bert.` prefix in BertModel checkpoints, legacy
 `LayerNorm.gamma/beta`, a tied `cls.predictions.decoder.*` saved or not) and reports which of
 our params were loaded, which the checkpoint lacks, and which of its weights went unused.
-Export writes a directory `transformers.BertForPreTraining.from_pretrained` loads as is.
+Export writes a directory `transformers` loads as is: BertForPreTraining (or the class of the
+heads present), or the task class of a fine-tuned model (`bert_jax/interop/tasks.py`), plus the
+tokenizer files (`bert_jax/interop/hf_tokenizer.py`). Every file goes through `bert_jax.paths`,
+so either side may be a gs:// directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import pathlib
+import os
 import re
 import shutil
-from collections.abc import Collection, Mapping
+import tempfile
+from collections.abc import Collection, Iterator, Mapping
 
 import flax.linen as nn
 import numpy as np
 
+from bert_jax import paths
 from bert_jax.config import BertConfig, from_json_file, to_hf_dict
 from bert_jax.errors import UserError
-from bert_jax.interop import layout, names
+from bert_jax.interop import hf_tokenizer, layout, names, tasks
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -155,18 +161,32 @@ def import_entries(
 # ----------------------------------------------------------------------------- reading
 
 
-def find_weights(directory: pathlib.Path) -> pathlib.Path | None:
+def find_weights(directory: paths.Path) -> paths.Path | None:
     for name in WEIGHT_FILES:
         if (directory / name).is_file():
             return directory / name
     return None
 
 
-def is_hf_dir(path: pathlib.Path) -> bool:
+def is_hf_dir(path: paths.Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file() and find_weights(path) is not None
 
 
-def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
+@contextlib.contextmanager
+def _local_file(path: paths.Path) -> Iterator[str]:
+    """A local filename for `path`: itself, or a temporary copy of a remote object (the readers
+    below memory-map or seek in a real file)."""
+    if not paths.is_remote(path):
+        yield os.fspath(path)
+        return
+    with tempfile.NamedTemporaryFile(suffix=path.suffix) as local:
+        with path.open("rb") as remote:
+            shutil.copyfileobj(remote, local, 16 << 20)
+        local.flush()
+        yield local.name
+
+
+def _read_safetensors(path: str) -> dict[str, np.ndarray]:
     from safetensors import safe_open
 
     out = {}
@@ -188,7 +208,7 @@ def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _read_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
+def _read_torch(path: str) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
@@ -207,20 +227,21 @@ def _read_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _read_one(path: pathlib.Path) -> dict[str, np.ndarray]:
+def _read_one(path: paths.Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise UserError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
+    with _local_file(path) as local:
+        if path.suffix != ".safetensors":
+            return _read_torch(local)
         try:
-            return _read_safetensors(path)
+            return _read_safetensors(local)
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 -- a truncated or foreign file
             raise UserError(f"{path}: not a readable safetensors file ({e})") from None
-    return _read_torch(path)
 
 
-def read_weights(path: pathlib.Path) -> dict[str, np.ndarray]:
+def read_weights(path: paths.Path) -> dict[str, np.ndarray]:
     """One weights file, or every shard named by a `*.index.json`."""
     if path.name.endswith(".index.json"):
         weight_map = json.loads(path.read_text())["weight_map"]
@@ -231,9 +252,9 @@ def read_weights(path: pathlib.Path) -> dict[str, np.ndarray]:
     return _read_one(path)
 
 
-def load_hf(directory: str | pathlib.Path) -> tuple[BertConfig, dict, dict]:
+def load_hf(directory: paths.PathLike) -> tuple[BertConfig, dict, dict]:
     """(config, unscanned params, report) from a Hugging Face BERT directory."""
-    directory = pathlib.Path(directory)
+    directory = paths.path(directory)
     config = from_json_file(directory / "config.json")
     weights = find_weights(directory)
     if weights is None:
@@ -249,14 +270,17 @@ def load_hf(directory: str | pathlib.Path) -> tuple[BertConfig, dict, dict]:
 # ----------------------------------------------------------------------------- writing
 
 
-def count_vocab_entries(vocab: str | pathlib.Path) -> int:
-    """Tokens in a WordPiece vocab.txt: one per line, as BERT's tokenizers read it."""
-    text = pathlib.Path(vocab).read_text(encoding="utf-8")
-    return len(text.splitlines())
+def count_vocab_entries(vocab: paths.PathLike) -> int:
+    """Tokens in a WordPiece vocab.txt (one per line, as BERT's tokenizers read it) or in a
+    SentencePiece .model."""
+    vocab = paths.path(vocab)
+    if vocab.suffix == ".model":
+        return hf_tokenizer.load(vocab).vocab_size
+    return len(vocab.read_text(encoding="utf-8").splitlines())
 
 
-def check_vocab(vocab: str | pathlib.Path, table_rows: int) -> None:
-    vocab = pathlib.Path(vocab)
+def check_vocab(vocab: paths.PathLike, table_rows: int) -> None:
+    vocab = paths.path(vocab)
     if not vocab.is_file():
         raise UserError(f"vocab file not found: {vocab}")
     entries = count_vocab_entries(vocab)
@@ -299,34 +323,50 @@ def to_state_dict(params: Mapping, config: BertConfig) -> tuple[dict[str, np.nda
 def save_hf(
     params: Mapping,
     config: BertConfig,
-    directory: str | pathlib.Path,
-    vocab: str | pathlib.Path | None = None,
+    directory: paths.PathLike,
+    vocab: paths.PathLike | None = None,
+    *,
+    lowercase: bool | None = None,
+    task: str | None = None,
+    labels: list[str] | None = None,
 ) -> dict:
-    """Write `config.json`, `model.safetensors` (and `vocab.txt`) to `directory`. Params with
-    every head are saved as BertForPreTraining; without NSP as BertForMaskedLM; encoder-only as
-    BertModel. Absent heads are listed in the returned report, never made up."""
-    from safetensors.numpy import save_file
+    """Write `config.json`, `model.safetensors` (and the tokenizer files) to `directory`.
 
+    Pretraining params with every head are saved as BertForPreTraining; without NSP as
+    BertForMaskedLM; encoder-only as BertModel. Absent heads are listed in the returned report,
+    never made up. A fine-tuned model names its `task` (`bert_jax.heads.TASK_MODELS` kinds):
+    its head goes to the matching transformers class, with `labels` as id2label.
+    `vocab`: vocab.txt or SentencePiece .model; `lowercase`: the casing it was trained with
+    (None: the tokenizer's own default)."""
+    from safetensors.numpy import save
+
+    params = dict(params)
+    head_state, hf_extra = {}, {}
+    if task is not None:
+        head_state, hf_extra = tasks.export_head(task, params, config, labels)
+        params = tasks.encoder_params(task, params)
     state, absent = to_state_dict(params, config)
     if vocab is not None:
         check_vocab(vocab, config.vocab_size)
-    architecture = _architecture(absent)
+    architecture = tasks.architecture(task) if task is not None else _architecture(absent)
     if architecture == "BertModel":  # transformers saves its base model without the prefix
         state = {k.removeprefix("bert."): v for k, v in state.items()}
-    directory = pathlib.Path(directory)
+    state.update(head_state)
+    directory = paths.path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    hf_config = {**to_hf_dict(config), "architectures": [architecture]}
+    hf_config = {**to_hf_dict(config), "architectures": [architecture], **hf_extra}
     (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
-    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    (directory / "model.safetensors").write_bytes(save(state, metadata={"format": "pt"}))
     files = ["config.json", "model.safetensors"]
     if vocab is not None:
-        shutil.copyfile(vocab, directory / "vocab.txt")
-        files.append("vocab.txt")
+        files += hf_tokenizer.save_tokenizer(
+            directory, vocab, lowercase, config.max_position_embeddings
+        )
     return {
-        "directory": str(directory),
+        "directory": os.fspath(directory),
         "files": files,
         "architecture": architecture,
-        "absent": absent,
+        "absent": [] if task is not None else absent,
     }
 
 

@@ -8,12 +8,12 @@ and a bert-jax Orbax checkpoint (read by `bert_jax.checkpointing.load_params`).
 from __future__ import annotations
 
 import importlib
-import pathlib
 
 import flax.linen as nn
 import jax
 import numpy as np
 
+from bert_jax import paths
 from bert_jax.config import BertConfig
 from bert_jax.errors import UserError
 from bert_jax.interop import hf, layout, names, tf
@@ -28,7 +28,7 @@ def _checkpointing():
     return module if hasattr(module, "load_params") else None
 
 
-def _is_bert_jax(path: pathlib.Path) -> bool:
+def _is_bert_jax(path: paths.Path) -> bool:
     """A bert-jax workdir, its `checkpoints/` directory or one step directory."""
     try:
         from bert_jax import checkpoint_metadata
@@ -41,7 +41,7 @@ def _is_bert_jax(path: pathlib.Path) -> bool:
     return _checkpointing() is not None
 
 
-def _load_bert_jax(path: pathlib.Path) -> tuple[BertConfig, dict, dict]:
+def _load_bert_jax(path: paths.Path) -> tuple[BertConfig, dict, dict]:
     config, params = _checkpointing().load_params(str(path))
     params = layout.unscan_layers(
         jax.tree.map(lambda x: np.asarray(x, np.float32), nn.unbox(params))
@@ -69,15 +69,27 @@ def _load_bert_jax(path: pathlib.Path) -> tuple[BertConfig, dict, dict]:
     return config, params, report
 
 
-def detect_format(path: str | pathlib.Path) -> str:
-    """ "hf", "tf" or "bert-jax" for `path`, or a UserError saying what was looked for."""
-    path = pathlib.Path(path)
+def require_checkpoint(path: paths.PathLike) -> paths.Path:
+    """`path` as a Path once it (or a TF prefix `path.index`) exists; else one line naming it
+    (for gs://, with the usual reasons: no credentials, no such bucket)."""
+    path = paths.path(path)
+    try:
+        found = path.exists() or paths.path(f"{path}.index").exists()
+    except Exception as e:  # gcsfs/google-auth raise many types; all mean "cannot access"
+        raise UserError(paths.describe_error(path, e)) from None
+    if not found:
+        raise UserError(f"checkpoint not found: {path}")
+    return path
+
+
+def detect_format(path: paths.PathLike) -> str:
+    """ "hf", "tf" or "bert-jax" for `path` (local or gs://), or a UserError saying what was
+    looked for."""
+    path = require_checkpoint(path)
     if hf.is_hf_dir(path):
         return "hf"
     if tf.find_checkpoint(path) is not None:
         return "tf"
-    if not path.exists() and not pathlib.Path(str(path) + ".index").exists():
-        raise UserError(f"checkpoint not found: {path}")
     if path.is_dir() and _is_bert_jax(path):
         return "bert-jax"
     if (path / "config.json").is_file():
@@ -94,7 +106,7 @@ def detect_format(path: str | pathlib.Path) -> str:
 
 
 def load_pretrained(
-    path: str | pathlib.Path, scan_layers: bool = False
+    path: paths.PathLike, scan_layers: bool = False
 ) -> tuple[BertConfig, dict, dict]:
     """(config, BertForPreTraining params as numpy float32, report) from any supported checkpoint.
 
@@ -104,7 +116,7 @@ def load_pretrained(
     returned layout; the config says the same."""
     kind = detect_format(path)
     loader = {"hf": hf.load_hf, "tf": tf.load_tf, "bert-jax": _load_bert_jax}[kind]
-    config, params, report = loader(path)
+    config, params, report = loader(paths.path(path))
     return (
         config.replace(scan_layers=scan_layers),
         layout.to_layout(params, scan_layers),
@@ -112,9 +124,9 @@ def load_pretrained(
     )
 
 
-def vocab_beside(path: str | pathlib.Path) -> pathlib.Path | None:
+def vocab_beside(path: paths.PathLike) -> paths.Path | None:
     """The `vocab.txt` that ships with a checkpoint (in its directory), if there is one."""
-    path = pathlib.Path(path)
+    path = paths.path(path)
     vocab = (path if path.is_dir() else path.parent) / "vocab.txt"
     return vocab if vocab.is_file() else None
 

@@ -4,15 +4,21 @@ The variable names mirror Hugging Face's module names (`bert/encoder/layer_0/att
 query/kernel` ~ `bert.encoder.layer.0.attention.self.query.weight`), so each variable is renamed
 to its Hugging Face spelling and layout (kernels transposed to [out, in]) and the Hugging Face
 importer does the rest. TensorFlow is imported here only, when such a checkpoint is read.
+
+Finding the checkpoint and reading bert_config.json go through `bert_jax.paths` (gcsfs for
+gs://); the variables themselves are read by TensorFlow's checkpoint reader, which reaches gs://
+through TensorFlow's own filesystem: that read uses TensorFlow's credentials and cannot be
+pointed at a storage emulator.
 """
 
 from __future__ import annotations
 
-import pathlib
+import os
 import re
 
 import numpy as np
 
+from bert_jax import paths
 from bert_jax.config import BertConfig, from_json_file
 from bert_jax.errors import UserError
 from bert_jax.interop import hf
@@ -43,22 +49,23 @@ def hf_name(name: str) -> tuple[str, bool]:
     return dotted, False
 
 
-def find_checkpoint(path: pathlib.Path) -> pathlib.Path | None:
+def find_checkpoint(path: paths.Path) -> paths.Path | None:
     """The checkpoint prefix for `path`: a prefix itself (`.../bert_model.ckpt`), or a
     directory holding exactly one `*.index` (or a TF `checkpoint` file naming the latest)."""
-    if pathlib.Path(str(path) + ".index").is_file():
+    path = paths.path(path)
+    if paths.path(f"{path}.index").is_file():
         return path
     if not path.is_dir():
         return None
     indexes = sorted(path.glob("*.index"))
     if len(indexes) == 1:
-        return indexes[0].with_suffix("")
+        return indexes[0].parent / indexes[0].name.removesuffix(".index")
     state = path / "checkpoint"
     if state.is_file():
         match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', state.read_text(), re.M)
         if match:
             prefix = path / match.group(1)
-            if pathlib.Path(str(prefix) + ".index").is_file():
+            if paths.path(f"{prefix}.index").is_file():
                 return prefix
     if len(indexes) > 1:
         raise UserError(
@@ -68,19 +75,19 @@ def find_checkpoint(path: pathlib.Path) -> pathlib.Path | None:
     return None
 
 
-def read_variables(prefix: pathlib.Path) -> dict[str, np.ndarray]:
+def read_variables(prefix: paths.Path) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     try:
-        reader = tf.train.load_checkpoint(str(prefix))
+        reader = tf.train.load_checkpoint(os.fspath(prefix))
     except Exception as e:  # noqa: BLE001 -- TF raises assorted errors for a bad checkpoint
         raise UserError(f"{prefix}: not a readable TF checkpoint ({type(e).__name__})") from None
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-def load_tf(path: str | pathlib.Path) -> tuple[BertConfig, dict, dict]:
+def load_tf(path: paths.PathLike) -> tuple[BertConfig, dict, dict]:
     """(config, unscanned params, report) from a Google TF1 BERT checkpoint."""
-    path = pathlib.Path(path)
+    path = paths.path(path)
     prefix = find_checkpoint(path)
     if prefix is None:
         raise UserError(f"{path}: no TF checkpoint (*.index) found")
@@ -100,6 +107,6 @@ def load_tf(path: str | pathlib.Path) -> tuple[BertConfig, dict, dict]:
         if transpose:
             transposed.add(name)
         entries[hf.canonical_name(renamed)] = (name, array.T if transpose else array)
-    source = str(prefix)
+    source = os.fspath(prefix)
     params, report = hf.import_entries(entries, config, source, ignored, transposed)
     return config, params, {"format": "tf", **report}

@@ -13,23 +13,36 @@ import pytest
 
 from bert_jax import checkpointing
 from bert_jax import main as cli
+from bert_jax.data.tokenization import file_fingerprint, load_tokenizer
 from tests import checkpoint_fixtures as fx
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
+# A cased vocabulary of TINY's 64 entries: "Paris" and "paris" are different tokens.
+WORDS = ["Paris", "paris", "Rome", "rome", "Is", "is", "the", "The", "capital", ",", ".", "##s"]
+CASED_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+CASED_VOCAB += [f"tok{i}" for i in range(fx.TINY.vocab_size - len(CASED_VOCAB))]
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """Steps 2 (with eval metrics) and 4, plus the leftovers of an interrupted save of 6."""
+    """Steps 2 (with eval metrics) and 4, plus the leftovers of an interrupted save of 6; the
+    model was trained cased with `vocab.txt` beside the workdir (its fingerprint says so)."""
     root = tmp_path_factory.mktemp("run")
+    vocab = root.parent / f"{root.name}-vocab.txt"
+    vocab.write_text("".join(f"{token}\n" for token in CASED_VOCAB))
+    fingerprint = file_fingerprint(vocab.read_bytes(), lowercase=False)
     state = fx.random_state(fx.pretraining(), seed=1)
-    with checkpointing.Checkpointer(root, fx.options(), fx.metadata()) as ckpt:
+    with checkpointing.Checkpointer(
+        root, fx.options(), fx.metadata(fingerprint=fingerprint)
+    ) as ckpt:
         ckpt.save(2, state, {"batches": 2}, metrics={"loss": 3.25, "mlm_accuracy": 0.5})
         ckpt.save(4, state, {"batches": 4})
     partial = root / "checkpoints" / "6.orbax-checkpoint-tmp"
     partial.mkdir()
     (partial / "half-written").write_bytes(b"x" * 100)
-    return root, state
+    return root, state, vocab
 
 
 def du(directory: pathlib.Path) -> int:
@@ -37,7 +50,7 @@ def du(directory: pathlib.Path) -> int:
 
 
 def test_json_listing_has_steps_sizes_metrics_and_the_interrupted_save(workdir, capsys):
-    root, _ = workdir
+    root, _, _ = workdir
     assert cli.main(["checkpoints", str(root), "--json"]) == 0
     listing = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = listing["checkpoints"]
@@ -51,7 +64,7 @@ def test_json_listing_has_steps_sizes_metrics_and_the_interrupted_save(workdir, 
 
 
 def test_table_listing(workdir, capsys):
-    root, _ = workdir
+    root, _, _ = workdir
     assert cli.main(["checkpoints", str(root / "checkpoints")]) == 0
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines()]
@@ -61,7 +74,7 @@ def test_table_listing(workdir, capsys):
 
 
 def test_listing_needs_no_jax(workdir):
-    root, _ = workdir
+    root, _, _ = workdir
     code = (
         "import sys; from bert_jax.cli import checkpoints; checkpoints.main([sys.argv[1]]); "
         "print('heavy modules:', sorted(m for m in ('jax', 'orbax', 'tensorflow') "
@@ -81,9 +94,7 @@ def test_listing_needs_no_jax(workdir):
 def test_export_loads_in_transformers_with_our_weights(workdir, tmp_path, capsys):
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("torch")
-    root, state = workdir
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("".join(f"tok{i}\n" for i in range(fx.TINY.vocab_size)))
+    root, state, vocab = workdir
     out_dir = tmp_path / "hf"
     argv = ["checkpoints", str(root), "--export=4", f"--to={out_dir}", f"--vocab={vocab}"]
     assert cli.main(argv) == 0
@@ -99,6 +110,12 @@ def test_export_loads_in_transformers_with_our_weights(workdir, tmp_path, capsys
         weights["bert.encoder.layer.0.intermediate.dense.weight"],
         state.params["bert"]["encoder"]["layer_0"]["intermediate"]["kernel"].T,
     )
+    # The tokenizer is cased, as trained: transformers gives our ids, "Paris" is not "paris".
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(out_dir)
+    ours = load_tokenizer(vocab, lowercase=False)
+    text = "Paris is the capital, Rome Is the capital."
+    assert hf_tokenizer(text)["input_ids"] == ours.encode_example(text).input_ids
+    assert hf_tokenizer("Paris paris")["input_ids"][1:3] == [5, 6]
     # The same directory again: refused, the first export untouched.
     before = fx.snapshot(out_dir)
     assert cli.main(argv) == 2
@@ -113,14 +130,19 @@ def test_export_loads_in_transformers_with_our_weights(workdir, tmp_path, capsys
             ["{root}", "--export=3", "--to={tmp}/x"],
             "no checkpoint at step 3 in .* \\(steps: 2, 4\\)",
         ),
-        (["{root}", "--to={tmp}/x"], "--to and --vocab go with --export"),
+        (["{root}", "--to={tmp}/x"], "--to, --vocab, --task and --labels go with --export"),
+        (
+            ["{root}", "--export=2", "--to={tmp}/x", "--vocab={tmp}/other.txt"],
+            "other.txt is not the vocabulary this checkpoint was trained with",
+        ),
         (["{root}", "--export=2"], "--export needs --to"),
         (["{tmp}"], "no checkpoints in"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(workdir, tmp_path, capsys, args, message):
-    root, _ = workdir
+    root, _, _ = workdir
     values = {"root": root, "tmp": tmp_path, "missing": tmp_path / "missing"}
+    (tmp_path / "other.txt").write_text("".join(f"x{i}\n" for i in range(fx.TINY.vocab_size)))
     assert cli.main(["checkpoints"] + [a.format(**values) for a in args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and re.search(message, err), err

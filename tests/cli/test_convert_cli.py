@@ -34,7 +34,9 @@ def source():
 def hf_dir(source, tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny_hf")
     source.save_pretrained(directory)
-    (directory / "vocab.txt").write_text("".join(f"t{i}\n" for i in range(TINY["vocab_size"])))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += [f"t{i}" for i in range(TINY["vocab_size"] - len(tokens))]
+    (directory / "vocab.txt").write_text("".join(f"{token}\n" for token in tokens))
     return directory
 
 

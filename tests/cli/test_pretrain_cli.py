@@ -78,6 +78,12 @@ def test_pretrain_on_real_shards_then_resume(shards, tmp_path, capsys):
         (["--config.trainer.batch_size=8"], "has no field 'trainer.batch_size'"),
         (["--config.train.batchsize=8"], "has no field 'train.batchsize' (train has: accum_steps"),
         (["--config.train.batch_size=many"], "--config.train.batch_size=many"),
+        (["--config.model.num_heads=5"],
+         "model.hidden_size 128 is not divisible by model.num_heads 5"),
+        (["--config.model.num_layers=0"], "model.num_layers must be a positive integer, got 0"),
+        (["--config.model.dtype=float64"],
+         "model.dtype 'float64' is not one of float32, bfloat16, float16"),
+        (["--config.model.hidden_dropout=1.5"], "model.hidden_dropout 1.5 must be in [0, 1)"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):

@@ -1,15 +1,13 @@
-"""`bert-jax tokenize` as a user runs it (a subprocess), and `bert-jax bench tokenize`."""
+"""`bert-jax tokenize` as a user runs it (a subprocess). `bert-jax bench tokenize`: tests/bench."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 import sentencepiece as spm
 
-from bert_jax.bench import tokenize as bench_tokenize
 from bert_jax.data.tokenization import train_sentencepiece
 from tests.conftest import REPO
 from tests.data.tokenizer_references import slow_reference, write_slice
@@ -44,6 +42,18 @@ def test_special_single_and_pair_lines(uncased_vocab):
     assert ids(lines[1]) == reference(pair_a, pair_b)["input_ids"]
     assert ids(lines[2]) == [101, 102]
     assert ids(lines[3]) == reference("Café")["input_ids"]
+
+
+def test_special_token_strings_in_the_input_are_special_tokens(uncased_vocab):
+    """Hugging Face's behaviour for a tokenizer's own input (`prepare` reads corpus text
+    otherwise: tests/data/test_prepare.py)."""
+    reference = slow_reference(uncased_vocab, lowercase=True)
+    text = "a [SEP] b [MASK] c [CLS]d[PAD] [UNK] é [SEP]"
+    result = run_cli(f"--vocab={uncased_vocab}", stdin=text + "\n")
+    assert result.returncode == 0, result.stderr
+    got = ids(result.stdout.decode())
+    assert got == reference(text, add_special_tokens=False)["input_ids"]
+    assert {0, 100, 101, 102, 103} <= set(got)
 
 
 def test_without_special_a_pair_is_both_texts_in_a_row(uncased_vocab):
@@ -86,15 +96,3 @@ def test_sentencepiece_model_path(tmp_path):
     assert result.returncode == 0, result.stderr
     expected = [2, *raw.encode("The whale."), 3, *raw.encode("Call me Ishmael."), 3]
     assert ids(result.stdout.decode()) == expected
-
-
-def test_bench_reports_throughput_and_identical_ids(tmp_path, uncased_vocab, capsys):
-    pytest.importorskip("transformers", reason="the benchmark compares with BertTokenizerFast")
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_bytes(b"I love BERT model.\n\nCaf\xe9 au lait, s'il vous pla\xeet!\n" * 50)
-    args = ["--corpus", str(corpus), "--vocab", str(uncased_vocab), "--repeat", "1", "--json"]
-    assert bench_tokenize.main(args) == 0
-    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert figures["lines"] == 100
-    assert figures["lines_with_different_ids"] == 0
-    assert figures["mb_per_s"] > 0 and figures["hf_mb_per_s"] > 0

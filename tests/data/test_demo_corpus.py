@@ -6,6 +6,8 @@ from transformers import BertTokenizerFast
 
 from bert_jax.data import demo_corpus
 
+pytest_plugins = ["tests.gcs"]
+
 
 def test_vocab_covers_the_corpus_without_unknown_tokens(tmp_path):
     paths = demo_corpus.write(tmp_path, num_documents=200, seed=3)
@@ -33,3 +35,16 @@ def test_prepared_shards_are_complete_and_reused(tmp_path):
     stamp = pathlib.Path(shards, "metadata.json").stat().st_mtime_ns
     assert demo_corpus.prepared_shards(tmp_path, num_documents=100) == shards
     assert pathlib.Path(shards, "metadata.json").stat().st_mtime_ns == stamp
+
+
+def test_prepared_shards_in_a_bucket(gcs_bucket, tmp_path, monkeypatch):
+    """A gs:// workdir (pretrain's demo data lives under it) stays in the bucket."""
+    from bert_jax import paths
+    from bert_jax.data import shard_reader
+
+    monkeypatch.chdir(tmp_path)
+    shards = demo_corpus.prepared_shards(f"{gcs_bucket}/run/demo_data", num_documents=40)
+    assert shards == f"{gcs_bucket}/run/demo_data/shards"
+    assert shard_reader.read_metadata(shards)["splits"]["train"]["documents"] == 38
+    assert paths.path(f"{gcs_bucket}/run/demo_data/text/vocab.txt").exists()
+    assert not list(tmp_path.iterdir())

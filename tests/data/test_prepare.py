@@ -12,17 +12,21 @@ import random
 import pytest
 
 from bert_jax import main as cli
-from bert_jax.data import part_tokenizer, shard_writer
+from bert_jax import paths
+from bert_jax.data import part_tokenizer, shard_reader, shard_writer, shards
 from bert_jax.data.corpus_readers import CorpusSpec, iter_parts, list_sources
 from bert_jax.data.documents import DocumentReader
 from bert_jax.data.prepare import PrepareOptions, prepare
+from bert_jax.data.tokenization import load_tokenizer
 from bert_jax.errors import UserError
+
+pytest_plugins = ["tests.gcs"]
 
 tf = pytest.importorskip("tensorflow")
 transformers = pytest.importorskip("transformers", reason="BertTokenizerFast is the reference")
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()-"
+CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"()[]-"
 WORDS = """
 the a of and to in he she it was is said mr dr one two three sentence document
 """.split()  # noqa: SIM905
@@ -69,6 +73,8 @@ def _options(inputs, output, vocab, fmt="lines", **kw) -> PrepareOptions:
 def _read(output, split="train") -> list[tuple[list[int], list[int]]]:
     """(token_ids, sentence_lengths) of every record of a split, read with TensorFlow."""
     metadata = json.loads((output / "metadata.json").read_text())
+    if split not in metadata["splits"]:  # no eval split
+        return []
     paths = [str(output / name) for name in metadata["splits"][split]["files"]]
     records = []
     for batch in tf.data.TFRecordDataset(paths).batch(4096).as_numpy_iterator():
@@ -184,9 +190,8 @@ def test_jsonl_text_field(tmp_path, vocab):
     assert _all_documents(tmp_path / "out") == _reference(documents, vocab)
 
 
-def test_tfds_dataset_by_name(tmp_path, vocab):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    documents = _documents(25, seed=2)
+def _tfds_builder(tfds, documents):
+    """A TFDS dataset `prepare_test_docs` of `documents` (text and title features)."""
 
     class PrepareTestDocs(tfds.core.GeneratorBasedBuilder):
         VERSION = tfds.core.Version("1.0.0")
@@ -202,9 +207,15 @@ def test_tfds_dataset_by_name(tmp_path, vocab):
             for i, document in enumerate(documents):
                 yield i, {"text": "\n".join(document), "title": f"doc {i}"}
 
+    return PrepareTestDocs
+
+
+def test_tfds_dataset_by_name(tmp_path, vocab):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    documents = _documents(25, seed=2)
     data_dir = tmp_path / "tfds"
     # Built here without network; `prepare` then finds it by name in data_dir.
-    PrepareTestDocs(data_dir=str(data_dir)).download_and_prepare(
+    _tfds_builder(tfds, documents)(data_dir=str(data_dir)).download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
     options = _options(
@@ -291,32 +302,57 @@ def test_gutenberg_with_the_real_uncased_vocab(tmp_path, gutenberg_dir, uncased_
         assert records[document] >= count
 
 
-def test_remote_paths_through_gfile(tmp_path, vocab):
-    """ram:// stands in for gs://: inputs, vocab and output all go through tf.io.gfile (worker
-    processes get the text from the main process and a local copy of the vocab)."""
-    root = f"ram://{tmp_path.name}"
+def test_gs_input_vocab_and_output_through_the_emulator(
+    tmp_path, vocab, gcs_bucket, capsys, monkeypatch
+):
+    """`prepare` reads a gs:// glob and vocab and writes gs:// shards (worker processes load the
+    vocab from the bucket too), then reads them back for training: no TensorFlow filesystem."""
     documents = _documents(60, seed=5)
-    tf.io.gfile.makedirs(f"{root}/corpus")
     for i in range(3):
-        with tf.io.gfile.GFile(f"{root}/corpus/{i}.txt", "w") as f:
-            f.write("\n\n".join("\n".join(d) for d in documents[i::3]))
-    tf.io.gfile.copy(vocab, f"{root}/vocab.txt")
-    options = _options(
-        [f"{root}/corpus/*.txt"], f"{root}/out", f"{root}/vocab.txt", workers=2, part_bytes=300
-    )
-    summary = prepare(options)
-    assert summary["documents"] == 60
-    assert sorted(tf.io.gfile.listdir(f"{root}/out")) == [
+        text = "\n\n".join("\n".join(d) for d in documents[i::3])
+        paths.path(f"{gcs_bucket}/corpus/{i}.txt").write_text(text)
+    paths.path(f"{gcs_bucket}/vocab.txt").write_bytes(pathlib.Path(vocab).read_bytes())
+    args = [
+        "prepare",
+        f"--input={gcs_bucket}/corpus/*.txt",
+        f"--vocab={gcs_bucket}/vocab.txt",
+        f"--output={gcs_bucket}/shards",
+        "--num_shards=4",
+        "--workers=2",
+        "--eval_documents=6",
+    ]
+    monkeypatch.chdir(tmp_path)  # a gs:// path must never become a local directory
+    assert cli.main(args) == 0
+    assert "60 documents (54 train, 6 eval)" in capsys.readouterr().out
+    out = paths.path(f"{gcs_bucket}/shards")
+    assert sorted(p.name for p in out.iterdir()) == [
         "eval-00000-of-00001.tfrecord",
         "metadata.json",
         *[f"train-0000{i}-of-00004.tfrecord" for i in range(4)],
     ]
+    assert not os.listdir(tmp_path)
+    metadata = shards.read_metadata(os.fspath(out))
+    assert metadata["tokenizer"]["path"] == f"{gcs_bucket}/vocab.txt"
+    assert metadata["input"]["sources"] == [f"{gcs_bucket}/corpus/{i}.txt" for i in range(3)]
     local = tmp_path / "copy"
     local.mkdir()
-    for name in tf.io.gfile.listdir(f"{root}/out"):
-        tf.io.gfile.copy(f"{root}/out/{name}", str(local / name))
+    for p in out.iterdir():
+        (local / p.name).write_bytes(p.read_bytes())
     assert _all_documents(local) == _reference(documents, vocab)
-    assert prepare(options)["reused"]
+    # What pretraining reads: the vocab recorded in metadata.json, and the shards, from gs://.
+    tokenizer = load_tokenizer(metadata["tokenizer"]["path"])
+    assert tokenizer.fingerprint == metadata["tokenizer"]["fingerprint"]
+    assert len(shard_reader.list_shards(os.fspath(out), "train")) == 4
+    assert cli.main(args) == 0 and "already complete" in capsys.readouterr().out
+    # A missing bucket is one line naming it, exit status 2, for the output and for the input.
+    missing = [*args[:-4], "--output=gs://no-such-bucket-h1/shards", *args[-3:]]
+    assert cli.main(missing) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "gs://no-such-bucket-h1" in error[0]
+    missing = ["prepare", "--input=gs://no-such-bucket-h1/*.txt", *args[2:]]
+    assert cli.main(missing) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "gs://no-such-bucket-h1" in error[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,6 +392,81 @@ def test_eval_fraction_shard_balance_and_duplicates(tmp_path, vocab):
         for name in metadata["splits"]["train"]["files"]
     ]
     assert max(per_shard) < 1.1 * min(per_shard)
+
+
+def test_eval_split_is_never_empty(tmp_path, vocab, capsys):
+    """The default fraction (1%) of a small corpus rounds to no document: one is held out; with
+    none to spare, or none asked for, no eval file is written and the output says so."""
+    corpus = _write_lines(tmp_path / "corpus.txt", _documents(28, seed=8))
+    summary = prepare(_options([corpus], tmp_path / "small", vocab))
+    assert (summary["eval_documents"], summary["train_documents"]) == (1, 27)
+    assert len(_read(tmp_path / "small", "eval")) == 1
+    metadata = json.loads((tmp_path / "small" / "metadata.json").read_text())
+    assert metadata["eval_split"] is True and "no_eval_reason" not in metadata
+
+    cases = {
+        "one": ([["Only one document.", "Two sentences."]], {"num_shards": 1}),
+        "shards": (_documents(4, seed=9), {"num_shards": 4}),
+        "asked": (_documents(10, seed=9), {"eval_documents": 0}),
+        "fraction": (_documents(10, seed=9), {"eval_fraction": 0.0}),
+    }
+    reasons = {
+        "one": "the corpus has 1 document; none can be held out",
+        "shards": "holding out one of 4 documents would leave too few for --num_shards=4",
+        "asked": "--eval_documents=0",
+        "fraction": "--eval_fraction=0",
+    }
+    for name, (documents, kw) in cases.items():
+        text = _write_lines(tmp_path / f"{name}.txt", documents)
+        summary = prepare(_options([text], tmp_path / name, vocab, **kw))
+        assert summary["eval_documents"] == 0
+        assert not list((tmp_path / name).glob("eval-*")), name
+        metadata = json.loads((tmp_path / name / "metadata.json").read_text())
+        assert metadata["eval_split"] is False and "eval" not in metadata["splits"]
+        assert metadata["no_eval_reason"] == reasons[name]
+        with pytest.raises(UserError, match="no eval-\\*.tfrecord shards"):
+            shard_reader.list_shards(str(tmp_path / name), "eval")
+    args = ["prepare", f"--input={text}", f"--vocab={vocab}", f"--output={tmp_path / 'cli'}"]
+    assert cli.main([*args, "--eval_fraction=0", "--num_shards=1"]) == 0
+    assert "(10 train, no eval split: --eval_fraction=0)" in capsys.readouterr().out
+
+
+def test_an_old_dataset_with_an_empty_eval_file_has_no_eval_split(tmp_path, vocab):
+    corpus = _write_lines(tmp_path / "corpus.txt", _documents(10, seed=9))
+    out = tmp_path / "out"
+    prepare(_options([corpus], out, vocab, eval_documents=2, num_shards=1))
+    # As `prepare` wrote it before: an eval file of no records, recorded with 0 documents.
+    (out / "eval-00000-of-00001.tfrecord").write_bytes(b"")
+    metadata = json.loads((out / "metadata.json").read_text())
+    metadata["splits"]["eval"].update(documents=0, sentences=0, tokens=0)
+    (out / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(UserError, match="metadata.json records no eval documents"):
+        shard_reader.list_shards(str(out), "eval")
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "sentencepiece"])
+def test_special_token_strings_in_the_corpus_are_text(tmp_path, vocab, kind):
+    """As Google's create_pretraining_data.py: "[SEP]" in corpus text is "[", "sep", "]", never
+    the [SEP] id, for WordPiece and SentencePiece alike."""
+    specials = ["[SEP]", "[MASK]", "[CLS]", "[PAD]", "[UNK]"]
+    documents = _documents(40, seed=10)
+    for i, document in enumerate(documents):
+        document[0] = f"{document[0]} {specials[i % 5]} a{specials[(i + 1) % 5]}b"
+    corpus = _write_lines(tmp_path / "corpus.txt", documents)
+    if kind == "wordpiece":
+        options = _options([corpus], tmp_path / "out", vocab)
+    else:
+        options = _options([corpus], tmp_path / "out", None, train_sentencepiece=80)
+    prepare(options)
+    metadata = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    tokenizer = load_tokenizer(metadata["tokenizer"]["path"])
+    found = _all_documents(tmp_path / "out")
+    ids = {t for document in found for sentence in document for t in sentence}
+    assert not ids & tokenizer.special_ids
+    if kind == "wordpiece":  # the brackets split off as punctuation, as BERT's basic tokenizer
+        spaced = [[s.replace("[", " [ ").replace("]", " ] ") for s in d] for d in documents]
+        assert found == _reference(spaced, vocab)
+        assert tokenizer.tokenize("x [SEP] y")[1] == "[SEP]"  # `tokenize` keeps HF's behaviour
 
 
 def _read_file(path):
@@ -411,20 +522,21 @@ def test_interrupted_shard_writing_resumes_and_ignores_temporary_files(
     corpus = _write_lines(tmp_path / "corpus.txt", _documents(200))
     options = _options([corpus], tmp_path / "out", vocab)
     out = tmp_path / "out"
-    rename = tf.io.gfile.rename
+    path_type = type(paths.path(out))
+    rename = path_type.replace
     renamed = []
 
-    def flaky_rename(src, dst, overwrite=False):
-        if dst.endswith(".tfrecord"):
-            renamed.append(dst)
+    def flaky_rename(self, target):
+        if os.fspath(target).endswith(".tfrecord"):
+            renamed.append(target)
             if len(renamed) == 4:  # eval and two train shards are done, the third is written
                 raise KeyboardInterrupt
-        return rename(src, dst, overwrite)
+        return rename(self, target)
 
-    monkeypatch.setattr(tf.io.gfile, "rename", flaky_rename)
+    monkeypatch.setattr(path_type, "replace", flaky_rename)
     with pytest.raises(KeyboardInterrupt):
         prepare(options)
-    monkeypatch.setattr(tf.io.gfile, "rename", rename)
+    monkeypatch.setattr(path_type, "replace", rename)
     assert not (out / "metadata.json").exists()
     finished = sorted(p.name for p in out.glob("*.tfrecord"))
     assert finished == ["eval-00000-of-00001.tfrecord"] + [

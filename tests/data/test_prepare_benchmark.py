@@ -17,3 +17,5 @@ def test_prepare_benchmark_reports_both_rates(tmp_path):
     assert figures["sentences"] == 120
     assert figures["prepare_mb_per_s_per_core"] > 0
     assert figures["reference_mb_per_s_per_core"] > 0
+    references = figures["references_mb_per_s_per_core"]
+    assert set(references) == {"tokenizers encode_batch_fast", "BertTokenizerFast"}

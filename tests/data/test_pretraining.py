@@ -97,6 +97,42 @@ def test_nsp_pairs_follow_the_original_rules():
     assert ok, message
 
 
+def test_random_next_comes_from_another_document_even_in_a_small_block():
+    """With two or three documents in a block, the original's 10 draws end on A's own document
+    once in 2**10 (or 1.5**10) random pairs; here never. Labels stay a fair coin."""
+    for num_docs, sentences, seed in ((2, 20_000, 0), (3, 10_000, 1)):
+        # Sentences of 60 tokens: a chunk is 3 sentences; about 9,000 and 6,700 random draws.
+        corpus = synthetic.Corpus(num_docs, seed, (sentences, sentences), lengths=(60, 60))
+        out = make(corpus, short=0.0, seed=seed)
+        n = len(out["nsp_label"])
+        mask = out["input_mask"].astype(bool)
+        seps = np.argsort(out["input_ids"] != SEP, axis=1, kind="stable")[:, :2]
+        a_first = out["input_ids"][:, 1]
+        b_first = out["input_ids"][np.arange(n), seps[:, 0] + 1]
+        a_doc, b_doc = corpus.decode(a_first)[0], corpus.decode(b_first)[0]
+        random_next = out["nsp_label"] == 1
+        assert random_next.sum() > 5_000 and mask.any()
+        assert not np.any(a_doc[random_next] == b_doc[random_next])
+        assert np.all(a_doc[~random_next] == b_doc[~random_next])
+        # Only the last chunk of a document can be forced to a random B (a single sentence).
+        ok, message = within(int(random_next.sum()), n, 0.5, sigmas=4.0)
+        assert ok, message
+        if num_docs == 3:  # every other document is as likely
+            for doc in range(3):
+                others = b_doc[random_next & (a_doc == doc)]
+                counts = np.bincount(others, minlength=3)[[d for d in range(3) if d != doc]]
+                ok, message = within(int(counts[0]), int(counts.sum()), 0.5, sigmas=4.0)
+                assert ok, message
+
+
+def test_a_block_of_one_document_has_only_next_sentence_pairs():
+    corpus = synthetic.Corpus(1, seed=2, sentences=(300, 300), lengths=(1, 40))
+    out = make(corpus, short=0.1)
+    assert len(out["nsp_label"]) > 20 and not out["nsp_label"].any()
+    one_sentence = synthetic.Corpus(1, seed=2, sentences=(1, 1), lengths=(5, 5))
+    assert len(make(one_sentence)["nsp_label"]) == 0  # neither a next nor another document
+
+
 def test_short_sequences_appear_at_short_seq_prob():
     # One-token sentences: a chunk reaches its target exactly, so an example is shorter than
     # the maximum only for a short target or at a document's end (excluded).

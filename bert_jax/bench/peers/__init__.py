@@ -1,9 +1,11 @@
 """Peer benchmarks run beside our own, so a report can give ratios measured in the same run.
 
-The peers (Hugging Face BERT in PyTorch and Flax, keras-hub's masking layer) live as scripts in a
-peers folder (by default `../shared/peers` next to the repository) and must run in their own
-virtual environment, never the project's: `--peer_python` names that environment's python.
-Each script prints one line per peer; `run_peer` turns those lines into figures.
+The peers live as standalone scripts in this folder (`peer_step.py`: Hugging Face
+BertForPreTraining in PyTorch and Flax; `peer_masking.py`: keras-hub's masking layer in tf.data),
+so anyone reproduces the README's figures from a checkout; `--peers_dir` points elsewhere. Each
+must run in its own virtual environment, never the project's: `--peer_python` names that
+environment's python. Each script prints one line per peer; `run_peer` turns those lines into
+figures.
 
 A benchmark module adds the comparison with `add_peer_args(parser)` and, after its own timing
 (the peer then has the machine to itself), `compare_step(...)` or `compare_masking(...)`.
@@ -17,6 +19,9 @@ import re
 import subprocess
 
 from bert_jax.errors import UserError
+
+# The folder of this package: the peer scripts ship with the project.
+PEERS_DIR = pathlib.Path(__file__).resolve().parent
 
 PEER_SCRIPTS = {"step": "peer_step.py", "masking": "peer_masking.py"}
 
@@ -55,25 +60,21 @@ def add_peer_args(parser) -> None:
     parser.add_argument(
         "--peers_dir",
         metavar="DIR",
-        help="folder holding the peer scripts (default: ../shared/peers beside the repository "
-        "or the working directory)",
+        help=f"local folder holding the peer scripts (default: {PEERS_DIR})",
     )
 
 
-def find_peer_dir(explicit: str | None) -> pathlib.Path | None:
-    """The peers folder: `explicit` when given (it must exist), else `../shared/peers` from the
-    repository root or the working directory, whichever exists first; None when neither does."""
-    if explicit:
-        path = pathlib.Path(explicit).expanduser()
-        if not path.is_dir():
-            raise UserError(f"--peers_dir {explicit}: no such directory")
-        return path.resolve()
-    repo_root = pathlib.Path(__file__).resolve().parents[2]
-    for base in (repo_root, pathlib.Path.cwd()):
-        candidate = base.parent / "shared" / "peers"
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
+def find_peer_dir(explicit: str | None) -> pathlib.Path:
+    """The peers folder: `explicit` when given (a local folder: the peer python runs the scripts
+    in it), else the scripts shipped in this package."""
+    if not explicit:
+        return PEERS_DIR
+    if "://" in explicit:
+        raise UserError(f"--peers_dir {explicit}: must be a local folder (the peer runs there)")
+    path = pathlib.Path(explicit).expanduser()
+    if not path.is_dir():
+        raise UserError(f"--peers_dir {explicit}: no such directory")
+    return path.resolve()
 
 
 def parse_peer_output(name: str, text: str) -> dict[str, dict[str, float]]:
@@ -114,8 +115,6 @@ def run_peer(
     if not python_path.is_file() or not os.access(python_path, os.X_OK):
         raise UserError(f"--peer_python {python}: no such executable file")
     folder = find_peer_dir(peers_dir)
-    if folder is None:
-        raise UserError(f"peer {name}: no peers folder found; pass --peers_dir DIR")
     script = folder / PEER_SCRIPTS[name]
     if not script.is_file():
         raise UserError(f"peer {name}: {script} is missing")
@@ -142,13 +141,16 @@ def run_peer(
     return figures
 
 
-def compare_step(args, config, step_s: float) -> tuple[list[tuple[str, object]], dict]:
-    """`bench step`'s comparison: the HF PyTorch and Flax steps on the same model and batch,
-    timed over as many steps as ours. Nothing (and no settings check) without --peer_python."""
+def compare_step(args, config) -> dict:
+    """`bench step`'s peers: the HF PyTorch and Flax steps on the same model and batch, timed
+    over as many steps as ours; their figures per peer and the load average before them
+    (`bench step` puts them beside its own sides). Nothing (and no settings check) without
+    --peer_python."""
     if not getattr(args, "peer_python", None):
-        return [], {}
+        return {}
     env = {"STEPS": str(args.steps)}
-    return compare("step", args, step_s, step_peer_args(config, args), env=env)
+    figures, load = _run_compared("step", args, step_peer_args(config, args), env)
+    return {"peers": figures, "peer_load_average_1m": round(load, 2)}
 
 
 def compare_masking(args, seq_per_s: float) -> tuple[list[tuple[str, object]], dict]:
@@ -190,8 +192,7 @@ def compare(
     seconds per step for "step", sequences per second for "masking". Nothing when not asked."""
     if not getattr(args, "peer_python", None):
         return [], {}
-    load = os.getloadavg()[0]
-    peers = run_peer(name, args.peer_python, peer_args, env=env, peers_dir=args.peers_dir)
+    peers, load = _run_compared(name, args, peer_args, env)
     key, smaller_is_faster = HEADLINE[name]
     rows: list[tuple[str, object]] = []
     for peer, figures in peers.items():
@@ -201,6 +202,14 @@ def compare(
         rows.append((f"speed-up over {peer}", f"{figures['speedup']:.2f}x"))
     rows.append(("load average before peer (1 min)", load))
     return rows, {"peers": peers, "peer_load_average_1m": round(load, 2)}
+
+
+def _run_compared(name: str, args, peer_args: list[str], env: dict | None):
+    """The peer's figures and the 1-minute load average just before it started (the machines
+    are shared: a high load says the ratio is less sure)."""
+    load = os.getloadavg()[0]
+    peers = run_peer(name, args.peer_python, peer_args, env=env, peers_dir=args.peers_dir)
+    return peers, load
 
 
 def _last_line(text: str) -> str:

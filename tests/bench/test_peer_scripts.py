@@ -1,0 +1,62 @@
+"""The peer scripts ship in the package (the README's peer figures come from them), import
+without their peer's libraries, and count the FLOPs of what they run as bert-jax counts them."""
+
+import ast
+
+import pytest
+
+from bert_jax.bench import peers, step
+from bert_jax.bench.peers import peer_masking, peer_step
+from bert_jax.config import preset
+
+# bert-small, the README's `bench step` config: 4 layers, hidden 512, mlp 2048, vocab 30522,
+# batch 16 x 128, 20 masked positions per sequence.
+L, H, F, V, B, S, P = 4, 512, 2048, 30522, 16, 128, 20
+
+
+def analytic_step_flops(mlm_positions: int) -> int:
+    """The count written out (2 FLOPs per multiply-add, forward + backward = 3 x forward)."""
+    qkv_out_mlp = 2 * (4 * H * H + 2 * H * F)  # per token per layer
+    attention = 2 * S * H + 2 * S * H  # q.k scores and the weighted sum of v, per token per layer
+    encoder = S * L * (qkv_out_mlp + attention)  # per sequence
+    mlm_head = mlm_positions * 2 * (H * H + V * H)  # transform + tied vocab projection
+    pooler_nsp = 2 * (H * H + 2 * H)
+    return 3 * B * (encoder + mlm_head + pooler_nsp)
+
+
+def test_default_peers_dir_is_the_shipped_folder():
+    folder = peers.find_peer_dir(None)
+    assert folder == peers.PEERS_DIR and folder.name == "peers"
+    for script in peers.PEER_SCRIPTS.values():
+        source = (folder / script).read_text()
+        ast.parse(source)  # parses as Python
+        assert 'if __name__ == "__main__":' in source  # importing runs no benchmark
+
+
+def test_peer_scripts_import_without_their_libraries():
+    assert callable(peer_step.main) and callable(peer_masking.main)
+    assert peers.PEER_FIXED["step"]["vocab"] == peer_step.VOCAB
+    assert peers.PEER_FIXED["step"]["predictions"] == peer_step.PREDICTIONS
+    assert tuple(peers.PEER_FIXED["masking"].values()) == (
+        peer_masking.BATCH,
+        peer_masking.SEQ,
+        peer_masking.PREDICTIONS,
+    )
+
+
+def test_flop_accounting_of_each_side_against_the_analytic_count():
+    config = preset("small", vocab_size=V)
+    ours = step.side_flops(config, B, S, P)
+    assert ours["masked"] == analytic_step_flops(P) == 191_594_201_088
+    assert ours["all_positions"] == analytic_step_flops(S) == 356_335_583_232
+    # The peers project every position onto the vocabulary: bert-jax's all-positions count.
+    assert peer_step.model_flops(L, H, F, V, B, S, mlm_positions=S) == ours["all_positions"]
+    # What the masked gather saves is exactly the MLM head on the S - P other positions.
+    saved = ours["all_positions"] - ours["masked"]
+    assert saved == pytest.approx(3 * B * (S - P) * 2 * (H * H + V * H))
+
+
+def test_peer_step_labels_as_many_positions_as_bert_jax_predicts():
+    ids, labels, nsp = peer_step.make_batch(4, 64)
+    assert ids.shape == labels.shape == (4, 64) and nsp.shape == (4,)
+    assert ((labels != -100).sum(axis=1) == peer_step.PREDICTIONS).all()
