@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import flax.linen as nn
 import jax
@@ -119,6 +120,19 @@ def _silence_closed_loop_callbacks() -> None:
     logging.getLogger("asyncio").addFilter(_drop_unretrieved_task_errors)
 
 
+# Seconds to let the other array reads of a failed restore finish before the error is reported.
+_ABANDONED_READS_GRACE_S = 1.0
+
+
+def _let_abandoned_reads_finish() -> None:
+    """Orbax gives up on a restore at its first failed array read, but tensorstore completes the
+    reads already issued, in its own threads, and their callbacks report "Event loop is closed"
+    tracebacks from those threads. Waiting a moment keeps them from interleaving with, or
+    following, the one-line error (a failed restore ends the run, so the wait costs nothing)."""
+    _silence_closed_loop_callbacks()
+    time.sleep(_ABANDONED_READS_GRACE_S)
+
+
 def _drop_unretrieved_task_errors(record: logging.LogRecord) -> bool:
     return "exception was never retrieved" not in str(record.msg)
 
@@ -163,6 +177,7 @@ def restore_state(step_dir: paths.Path, abstract_state):
                 ),
             )
         except Exception as e:  # tensorstore, OCDBT and JSON errors all mean a damaged step
+            _let_abandoned_reads_finish()
             raise _unreadable(step_dir, e) from e
     finally:
         reader.close()
@@ -194,6 +209,7 @@ def read_arrays(step_dir: paths.Path, subtree: str | None = None):
     except UserError:
         raise
     except Exception as e:
+        _let_abandoned_reads_finish()
         raise _unreadable(step_dir, e) from e
     finally:
         checkpointer.close()
