@@ -115,6 +115,14 @@ def _silence_closed_loop_callbacks() -> None:
 
     hook.drops_closed_loop_noise = True
     sys.unraisablehook = hook
+    # tensorstore's threads print the same error through PyErr_Print, i.e. sys.excepthook.
+    previous_excepthook = sys.excepthook
+
+    def excepthook(kind, value, traceback):
+        if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
+            previous_excepthook(kind, value, traceback)
+
+    sys.excepthook = excepthook
     # The same abandoned reads, when they fail too, are reported by asyncio's exception handler
     # ("Task exception was never retrieved" and a traceback) as their tasks are collected.
     logging.getLogger("asyncio").addFilter(_drop_unretrieved_task_errors)
