@@ -1,4 +1,4 @@
-"""The pretraining input pipeline: prepared shards -> per-process host batches -> global arrays.
+"""The pretraining input pipeline: prepared shards -> per-process host batches.
 
 Training stream of one process (`train_batches`):
 - the process reads its own disjoint units of the train shards (`shard_reader.process_units`);
