@@ -12,8 +12,8 @@ from ml_collections.config_dict import placeholder
 
 
 def model_config(size: str = "base") -> ml_collections.ConfigDict:
-    """Every `bert_jax.config.BertConfig` field. The size fields left None come from the preset,
-    so `size` is only a shorthand: e.g. MiniLM's shape is hidden_size=384, num_layers=6,
+    """Every `bert_jax.model.config.BertConfig` field. The size fields left None come from the
+    preset, so `size` is only a shorthand: e.g. MiniLM's shape is hidden_size=384, num_layers=6,
     num_heads=12, intermediate_size=1536 on any preset."""
     m = ml_collections.ConfigDict()
     m.size = size  # preset: tiny mini small medium base large, or L-{2..12}_H-{128,256,512,768}

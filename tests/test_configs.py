@@ -8,13 +8,16 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from bert_jax import optim, partitioning, train, train_state
+from bert_jax import sharding
 from bert_jax.cli import config_args
-from bert_jax.config import BertConfig
 from bert_jax.data.pretrain_config import PretrainDataConfig
-from bert_jax.heads import BertForPreTraining
-from bert_jax.model import BertModel
-from bert_jax.pretrain_data import LOOP_ONLY_FIELDS
+from bert_jax.model.bert import BertModel
+from bert_jax.model.config import BertConfig
+from bert_jax.model.heads import BertForPreTraining
+from bert_jax.tasks.pretraining_data import LOOP_ONLY_FIELDS
+from bert_jax.trainer import loop as train
+from bert_jax.trainer import optim
+from bert_jax.trainer import state as train_state
 from configs import pretrain
 from tests.conftest import REPO
 
@@ -38,7 +41,7 @@ def test_config_builds_its_sharded_state_abstractly(arg):
         config.model, 30522, config.data.max_seq_length, config.data.max_predictions_per_seq
     )
     tx, _ = optim.make_optimizer(config.optimizer, config.train.num_steps)
-    mesh = partitioning.make_mesh(config.mesh)
+    mesh = sharding.make_mesh(config.mesh)
     shape = (config.data.max_seq_length, config.data.max_predictions_per_seq)
     init = train_state.init_fn(BertForPreTraining(model_config), tx, config.seed, *shape)
     planned = train_state.plan(init, mesh)
@@ -46,7 +49,7 @@ def test_config_builds_its_sharded_state_abstractly(arg):
         30522,
         model_config.hidden_size,
     )
-    partitioning.check_batch(config.train.batch_size, config.train.accum_steps, mesh)
+    sharding.check_batch(config.train.batch_size, config.train.accum_steps, mesh)
     assert jax.tree.leaves(planned.abstract)[0].sharding is not None
 
 

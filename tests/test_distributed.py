@@ -1,5 +1,5 @@
 """Start-up of multi-process runs: nothing to do alone; incomplete settings are one line.
-(Joining for real is tests/test_multiprocess.py.)"""
+(Joining for real is tests/trainer/test_multiprocess.py.)"""
 
 import pytest
 

@@ -7,8 +7,8 @@ input pipeline takes to resume at a saved data position, early and deep into a l
   bert-jax bench checkpoint                       # BERT-base, 3 saves, under the system temp dir
   bert-jax bench checkpoint --size large --dir /mnt/disk --json
 
-The saves go through `bert_jax.checkpointing.Checkpointer`, exactly as training saves. The first
-save also creates the Orbax manager and its threads, so it is reported apart from the rest.
+The saves go through `bert_jax.checkpoint.manager.Checkpointer`, exactly as training saves. The
+first save also creates the Orbax manager and its threads, so it is reported apart from the rest.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def _state(size: str, vocab: int):
     import jax.numpy as jnp
     import optax
 
-    from bert_jax.config import preset
-    from bert_jax.heads import BertForPreTraining
-    from bert_jax.train_state import TrainState
+    from bert_jax.model.config import preset
+    from bert_jax.model.heads import BertForPreTraining
+    from bert_jax.trainer.state import TrainState
 
     model = BertForPreTraining(preset(size, vocab_size=vocab))
     tx = optax.adamw(1e-4)
@@ -83,7 +83,15 @@ def main(argv: list[str]) -> int:
     args = _args(argv)
     import jax
 
-    from bert_jax import checkpoint_metadata, checkpoint_restore, checkpointing
+    from bert_jax.checkpoint import (
+        manager as checkpointing,
+    )
+    from bert_jax.checkpoint import (
+        metadata as checkpoint_metadata,
+    )
+    from bert_jax.checkpoint import (
+        restore as checkpoint_restore,
+    )
     from bert_jax.errors import UserError
 
     if args.saves < 1:

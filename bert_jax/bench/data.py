@@ -156,7 +156,7 @@ def _special_tokens(data_dir: str, whole_word_masking: bool):
 
     made_with = (read_metadata(data_dir) or {}).get("tokenizer") or {}
     if made_with.get("path") and paths.path(made_with["path"]).exists():
-        from bert_jax.data.tokenization import load_tokenizer
+        from bert_jax.text.load import load_tokenizer
 
         tokenizer = load_tokenizer(made_with["path"], lowercase=made_with.get("lowercase"))
         return SpecialTokens.from_tokenizer(tokenizer)

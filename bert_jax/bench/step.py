@@ -75,9 +75,13 @@ def _build(args):
     import jax
     import ml_collections
 
-    from bert_jax import optim, partitioning, synthetic_data, train_state, train_step
-    from bert_jax.config import preset
-    from bert_jax.heads import BertForPreTraining
+    from bert_jax import sharding
+    from bert_jax.data import synthetic as synthetic_data
+    from bert_jax.model.config import preset
+    from bert_jax.model.heads import BertForPreTraining
+    from bert_jax.trainer import optim
+    from bert_jax.trainer import state as train_state
+    from bert_jax.trainer import step as train_step
 
     dropout = 0.0 if args.attention == "dot_product" else 0.1
     config = preset(
@@ -88,12 +92,12 @@ def _build(args):
         attention_dropout=dropout,
         remat=args.remat,
     )
-    mesh = partitioning.make_mesh(
+    mesh = sharding.make_mesh(
         ml_collections.ConfigDict(
             dict(data=-1, fsdp=1, tensor=1, dcn_data=-1, dcn_fsdp=1, dcn_tensor=1)
         )
     )
-    partitioning.check_batch(args.batch, args.accum, mesh)
+    sharding.check_batch(args.batch, args.accum, mesh)
     opt = ml_collections.ConfigDict(
         dict(name="bert_adamw", learning_rate=1e-4, b1=0.9, b2=0.999, eps=1e-6,
              weight_decay=0.01, clip_norm=1.0, schedule="linear", warmup_steps=10,
@@ -111,8 +115,8 @@ def _build(args):
         mesh,
     )
     host = synthetic_data.global_batch(0, 0, args.batch, args.seq, args.predictions, args.vocab)
-    sharding = partitioning.batch_sharding(mesh)
-    return config, state, step, host, lambda batch: jax.device_put(batch, sharding)
+    batch_layout = sharding.batch_sharding(mesh)
+    return config, state, step, host, lambda batch: jax.device_put(batch, batch_layout)
 
 
 def all_positions_batch(batch: dict) -> dict:
@@ -133,7 +137,7 @@ def all_positions_batch(batch: dict) -> dict:
 def side_flops(config, batch: int, seq: int, predictions: int) -> dict[str, float]:
     """Model FLOPs of one step of each side: the MLM head on `predictions` masked positions,
     and on all `seq` positions (bert-jax's all-positions side and the Hugging Face peers)."""
-    from bert_jax import flops
+    from bert_jax.trainer import flops
 
     return {
         "masked": flops.train_flops(config, batch, seq, predictions),
@@ -188,7 +192,7 @@ def main(argv: list[str]) -> int:
     import jax
     import jax.numpy as jnp
 
-    from bert_jax import flops
+    from bert_jax.trainer import flops
 
     config, state, step, host, place = _build(args)
     devices = jax.local_device_count()

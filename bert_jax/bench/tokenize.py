@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
     if args.repeat < 1:
         raise UserError(f"--repeat {args.repeat} must be at least 1")
 
-    from bert_jax.data.tokenization import load_tokenizer
+    from bert_jax.text.load import load_tokenizer
 
     tokenizer = load_tokenizer(args.vocab, lowercase=False if args.cased else None)
     lines = read_corpus_lines(args.corpus)

@@ -14,8 +14,8 @@ import datetime
 import json
 import os
 
-from bert_jax import checkpoint_metadata as layout
 from bert_jax import paths
+from bert_jax.checkpoint import metadata as layout
 from bert_jax.errors import UserError
 
 # Top-level params a Hugging Face BertForPreTraining directory has names for.
@@ -142,7 +142,7 @@ def export(
     labels: list[str] | None = None,
 ) -> dict:
     """Write `step` as a Hugging Face directory through the interop exporter."""
-    from bert_jax import checkpointing
+    from bert_jax.checkpoint import manager as checkpointing
     from bert_jax.interop import hf, hf_tokenizer, tasks
 
     if step not in layout.committed_steps(root):

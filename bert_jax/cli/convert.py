@@ -46,7 +46,7 @@ def _check_target(target: paths.Path) -> None:
 
 def _save_bert_jax(params: dict, config, target: paths.Path) -> list[str]:
     """Params alone (no optimizer state) as step 0 of a workdir: `init_from` reads it."""
-    from bert_jax.checkpointing import Checkpointer
+    from bert_jax.checkpoint.manager import Checkpointer
 
     metadata = {"model": config.to_dict(), "scan_layers": config.scan_layers}
     checkpointer = Checkpointer(target, {"async_save": False}, metadata)

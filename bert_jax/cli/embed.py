@@ -87,7 +87,7 @@ def make_forward(config, pooling: str):
     import jax
     import jax.numpy as jnp
 
-    from bert_jax.model import BertModel
+    from bert_jax.model.bert import BertModel
 
     model = BertModel(config, add_pooler=pooling == "pooler")
 
@@ -153,8 +153,8 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--output {output} must end in .npy")
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be positive, got {args.batch_size}")
-    from bert_jax.data.tokenization import load_tokenizer
     from bert_jax.interop.load import format_report, load_pretrained, vocab_beside
+    from bert_jax.text.load import load_tokenizer
 
     config, params, report = load_pretrained(args.init_from)
     if args.max_len > config.max_position_embeddings or args.max_len < 2:

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     # Before anything touches a device.
     distributed.initialize(values.coordinator_address, values.num_processes, values.process_id)
 
-    from bert_jax import train
+    from bert_jax.trainer import loop as train
 
     try:
         train.train_and_evaluate(values.config, values.workdir)

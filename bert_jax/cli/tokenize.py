@@ -62,7 +62,7 @@ def _ids_lines(tokenizer, lines: list[bytes], first_line: int, special: bool) ->
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from bert_jax.data.tokenization import load_tokenizer
+    from bert_jax.text.load import load_tokenizer
 
     tokenizer = load_tokenizer(args.vocab, lowercase=False if args.cased else None)
     stdin, stdout = sys.stdin.buffer, sys.stdout

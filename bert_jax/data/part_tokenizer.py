@@ -47,7 +47,7 @@ class PartTokenizer:
     """Holds the tokenizer and reader for one process; `__call__` handles one part."""
 
     def __init__(self, spec: CorpusSpec, tokenizer_path: str, lowercase: bool | None, seed: int):
-        from bert_jax.data.tokenization import load_tokenizer
+        from bert_jax.text.load import load_tokenizer
 
         self.spec, self.seed = spec, seed
         self.tokenizer = load_tokenizer(tokenizer_path, lowercase=lowercase)

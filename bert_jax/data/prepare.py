@@ -103,7 +103,7 @@ def prepare(options: PrepareOptions) -> dict:
     With `workers` > 1 the workers are spawned processes: a script calling this needs the usual
     `if __name__ == "__main__":` guard.
     """
-    from bert_jax.data.tokenization import load_tokenizer
+    from bert_jax.text.load import load_tokenizer
 
     _validate(options)
     started = time.perf_counter()
@@ -195,7 +195,7 @@ def _sentencepiece_vocab(options: PrepareOptions, sources) -> str:
 
     from bert_jax.data.documents import DocumentReader
     from bert_jax.data.part_tokenizer import document_key
-    from bert_jax.data.tokenization import train_sentencepiece
+    from bert_jax.text.load import train_sentencepiece
 
     model = paths.path(options.output) / (SPM_PREFIX + ".model")
     if model.exists():

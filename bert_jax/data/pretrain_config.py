@@ -99,7 +99,7 @@ class SpecialTokens:
 
     @classmethod
     def from_tokenizer(cls, tokenizer) -> SpecialTokens:
-        """From `bert_jax.data.tokenization` tokenizers (or anything with the same attributes)."""
+        """From `bert_jax.text.tokenizer` tokenizers (or anything with the same attributes)."""
         return cls(
             vocab_size=int(tokenizer.vocab_size),
             cls_id=int(tokenizer.cls_id),

@@ -25,9 +25,9 @@ import flax.linen as nn
 import numpy as np
 
 from bert_jax import paths
-from bert_jax.config import BertConfig, from_json_file, to_hf_dict
 from bert_jax.errors import UserError
 from bert_jax.interop import hf_tokenizer, layout, names, tasks
+from bert_jax.model.config import BertConfig, from_json_file, to_hf_dict
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -334,7 +334,7 @@ def save_hf(
 
     Pretraining params with every head are saved as BertForPreTraining; without NSP as
     BertForMaskedLM; encoder-only as BertModel. Absent heads are listed in the returned report,
-    never made up. A fine-tuned model names its `task` (`bert_jax.heads.TASK_MODELS` kinds):
+    never made up. A fine-tuned model names its `task` (`bert_jax.model.heads.TASK_MODELS` kinds):
     its head goes to the matching transformers class, with `labels` as id2label.
     `vocab`: vocab.txt or SentencePiece .model; `lowercase`: the casing it was trained with
     (None: the tokenizer's own default)."""

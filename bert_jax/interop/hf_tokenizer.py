@@ -29,7 +29,7 @@ SPECIAL_TOKENS = {
 
 def load(vocab: paths.PathLike, lowercase: bool | None = None):
     """Our tokenizer for `vocab` (vocab.txt or .model), read from anywhere `paths` reaches."""
-    from bert_jax.data.tokenization import load_tokenizer
+    from bert_jax.text.load import load_tokenizer
 
     return load_tokenizer(vocab, lowercase=lowercase)
 
@@ -40,7 +40,7 @@ def trained_casing(vocab: paths.PathLike, fingerprint: str | None) -> bool | Non
     A vocab whose fingerprint matches neither casing is not the model's vocabulary."""
     if not fingerprint:
         return None
-    from bert_jax.data.tokenization import file_fingerprint
+    from bert_jax.text.tokenizer import file_fingerprint
 
     data = paths.path(vocab).read_bytes()
     for lowercase in (True, False):

@@ -2,7 +2,7 @@
 
 Recognised, in this order: a Hugging Face directory (`config.json` + weights), a Google TF1
 checkpoint (a prefix like `.../bert_model.ckpt`, or its directory, with `bert_config.json`),
-and a bert-jax Orbax checkpoint (read by `bert_jax.checkpointing.load_params`).
+and a bert-jax Orbax checkpoint (read by `bert_jax.checkpoint.manager.load_params`).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import jax
 import numpy as np
 
 from bert_jax import paths
-from bert_jax.config import BertConfig
 from bert_jax.errors import UserError
 from bert_jax.interop import hf, layout, names, tf
+from bert_jax.model.config import BertConfig
 
 
 def _checkpointing():
-    """The Orbax reader, or None where this build has no `bert_jax.checkpointing`."""
+    """The Orbax reader, or None where this build has no `bert_jax.checkpoint.manager`."""
     try:
-        module = importlib.import_module("bert_jax.checkpointing")
+        module = importlib.import_module("bert_jax.checkpoint.manager")
     except ImportError:
         return None
     return module if hasattr(module, "load_params") else None
@@ -31,7 +31,7 @@ def _checkpointing():
 def _is_bert_jax(path: paths.Path) -> bool:
     """A bert-jax workdir, its `checkpoints/` directory or one step directory."""
     try:
-        from bert_jax import checkpoint_metadata
+        from bert_jax.checkpoint import metadata as checkpoint_metadata
     except ImportError:
         return False
     try:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bert_jax.config import BertConfig
+from bert_jax.model.config import BertConfig
 
 Path = tuple[str, ...]
 

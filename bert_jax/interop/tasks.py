@@ -1,4 +1,4 @@
-"""Fine-tuned task models (`bert_jax.heads.TASK_MODELS`) <-> their transformers classes.
+"""Fine-tuned task models (`bert_jax.model.heads.TASK_MODELS`) <-> their transformers classes.
 
 Each task model keeps the encoder under `bert` and one dense head whose name transformers uses
 too; only the head's layout changes ([in, out] kernels become PyTorch's [out, in]). The class,
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import flax.linen as nn
 import numpy as np
 
-from bert_jax.config import BertConfig
 from bert_jax.errors import UserError
+from bert_jax.model.config import BertConfig
 
 
 @dataclasses.dataclass(frozen=True)

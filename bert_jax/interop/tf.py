@@ -19,9 +19,9 @@ import re
 import numpy as np
 
 from bert_jax import paths
-from bert_jax.config import BertConfig, from_json_file
 from bert_jax.errors import UserError
 from bert_jax.interop import hf
+from bert_jax.model.config import BertConfig, from_json_file
 
 CONFIG_FILE = "bert_config.json"
 # Training state stored beside the weights: Adam slots, step counters, loss-scale state.

@@ -7,7 +7,7 @@ import pytest
 
 from bert_jax.bench import peers, step
 from bert_jax.bench.peers import peer_masking, peer_step
-from bert_jax.config import preset
+from bert_jax.model.config import preset
 
 # bert-small, the README's `bench step` config: 4 layers, hidden 512, mlp 2048, vocab 30522,
 # batch 16 x 128, 20 masked positions per sequence.

@@ -11,10 +11,11 @@ import jax
 import numpy as np
 import pytest
 
-from bert_jax import losses, synthetic_data
 from bert_jax.bench import step
-from bert_jax.config import preset
-from bert_jax.heads import BertForPreTraining
+from bert_jax.data import synthetic as synthetic_data
+from bert_jax.model.config import preset
+from bert_jax.model.heads import BertForPreTraining
+from bert_jax.tasks import pretraining_loss as losses
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

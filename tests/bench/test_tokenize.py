@@ -7,7 +7,7 @@ import pytest
 
 from bert_jax import paths
 from bert_jax.bench import tokenize as bench_tokenize
-from bert_jax.data.tokenization import load_tokenizer
+from bert_jax.text.load import load_tokenizer
 
 pytest_plugins = ["tests.gcs"]
 

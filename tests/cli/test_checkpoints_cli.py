@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from bert_jax import checkpointing
 from bert_jax import main as cli
-from bert_jax.data.tokenization import file_fingerprint, load_tokenizer
-from tests import checkpoint_fixtures as fx
+from bert_jax.checkpoint import manager as checkpointing
+from bert_jax.text.load import load_tokenizer
+from bert_jax.text.tokenizer import file_fingerprint
+from tests.checkpoint import fixtures as fx
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 import sentencepiece as spm
 
-from bert_jax.data.tokenization import train_sentencepiece
+from bert_jax.text.load import train_sentencepiece
 from tests.conftest import REPO
-from tests.data.tokenizer_references import slow_reference, write_slice
+from tests.text.references import slow_reference, write_slice
 
 
 def run_cli(*args: str, stdin: str) -> subprocess.CompletedProcess:

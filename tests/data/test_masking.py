@@ -234,7 +234,7 @@ def test_whole_word_masking_keeps_words_whole_and_fills_like_the_original():
 def test_whole_words_match_hugging_face_word_ids(uncased_vocab):
     from transformers import BertTokenizerFast
 
-    from bert_jax.data.tokenization import load_tokenizer
+    from bert_jax.text.load import load_tokenizer
 
     text = (
         "Unbelievably, the grandmaster's counterattack overwhelmed everyone: spectators "

@@ -17,8 +17,8 @@ from bert_jax.data import part_tokenizer, shard_reader, shard_writer, shards
 from bert_jax.data.corpus_readers import CorpusSpec, iter_parts, list_sources
 from bert_jax.data.documents import DocumentReader
 from bert_jax.data.prepare import PrepareOptions, prepare
-from bert_jax.data.tokenization import load_tokenizer
 from bert_jax.errors import UserError
+from bert_jax.text.load import load_tokenizer
 
 pytest_plugins = ["tests.gcs"]
 

@@ -37,7 +37,7 @@ def test_bad_fields_raise_user_error(fields, message):
 
 
 def test_special_tokens_from_the_bert_vocab(uncased_vocab):
-    from bert_jax.data.tokenization import load_tokenizer
+    from bert_jax.text.load import load_tokenizer
 
     tokenizer = load_tokenizer(uncased_vocab)
     tokens = SpecialTokens.from_tokenizer(tokenizer)

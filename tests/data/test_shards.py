@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bert_jax.data import shards
-from bert_jax.data.tokenization import load_tokenizer
 from bert_jax.errors import UserError
+from bert_jax.text.load import load_tokenizer
 
 tf = pytest.importorskip("tensorflow")
 

@@ -20,7 +20,7 @@ TINY = dict(
 
 def tiny_config(**changes):
     """Our BertConfig for TINY, read the way a Hugging Face config.json is read."""
-    from bert_jax.config import from_json_dict
+    from bert_jax.model.config import from_json_dict
 
     return from_json_dict(TINY).replace(**changes)
 
@@ -67,7 +67,7 @@ def hf_outputs(model, batch) -> dict[str, np.ndarray]:
 def our_outputs(config, params, batch) -> dict[str, np.ndarray]:
     import jax
 
-    from bert_jax.heads import BertForPreTraining
+    from bert_jax.model.heads import BertForPreTraining
 
     out = jax.jit(BertForPreTraining(config).apply)(
         {"params": params}, batch["input_ids"], batch["segment_ids"], batch["input_mask"]

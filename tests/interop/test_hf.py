@@ -12,9 +12,9 @@ import pytest
 from safetensors.numpy import save_file
 
 from bert_jax.errors import UserError
-from bert_jax.heads import BertForPreTraining
 from bert_jax.interop import hf, layout
-from bert_jax.model import BertModel
+from bert_jax.model.bert import BertModel
+from bert_jax.model.heads import BertForPreTraining
 from tests.interop.reference import (
     TINY,
     hf_outputs,

@@ -9,9 +9,9 @@ import jax
 import numpy as np
 import pytest
 
-from bert_jax import heads
 from bert_jax.errors import UserError
 from bert_jax.interop import hf
+from bert_jax.model import heads
 from tests.interop.reference import tiny_config
 
 CONFIG = tiny_config()
@@ -108,7 +108,7 @@ def test_sentencepiece_vocab_exports_as_a_tokenizer_transformers_loads(
     tmp_path, hf_state, lowercase
 ):
     transformers = pytest.importorskip("transformers")
-    from bert_jax.data.tokenization import load_tokenizer, train_sentencepiece
+    from bert_jax.text.load import load_tokenizer, train_sentencepiece
 
     corpus = tmp_path / "corpus.txt"
     sentences = [

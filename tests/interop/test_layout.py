@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bert_jax.errors import UserError
-from bert_jax.heads import BertForPreTraining
 from bert_jax.interop import hf, layout
+from bert_jax.model.heads import BertForPreTraining
 from tests.interop.reference import tiny_config
 
 

@@ -31,7 +31,7 @@ def test_hf_directory_in_either_layout(hf_dir):
 
 
 def test_bert_jax_checkpoint_written_scanned_reads_back_unrolled(hf_dir, tmp_path):
-    checkpointing = pytest.importorskip("bert_jax.checkpointing")
+    checkpointing = pytest.importorskip("bert_jax.checkpoint.manager")
     config, params, _ = hf.load_hf(hf_dir)
     scanned = layout.scan_layers(params)
     metadata = {"model": config.replace(scan_layers=True).to_dict(), "scan_layers": True}

@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from bert_jax.config import from_json_dict
 from bert_jax.errors import UserError
 from bert_jax.interop import hf, load, tf
+from bert_jax.model.config import from_json_dict
 from tests.interop.google_checkpoint import (
     GOOGLE_CONFIG,
     google_variables,

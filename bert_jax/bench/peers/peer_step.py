@@ -6,8 +6,8 @@ Prints one line per peer: seconds per step (median of STEPS timed steps after 2 
 and the model FLOP/s of the work the peer does. Both peers run the MLM head (transform and tied
 vocab projection) on EVERY position, as `BertForPreTraining` does (labels -100 mark the
 positions that do not count), so their model FLOPs have S, not the P masked positions, in the
-vocab term. FLOPs are counted as `bert_jax/flops.py` counts them (2 per multiply-add, backward =
-2 x forward; tests/bench/test_peer_scripts.py checks that the two counts agree).
+vocab term. FLOPs are counted as `bert_jax/trainer/flops.py` counts them (2 per multiply-add,
+backward = 2 x forward; tests/bench/test_peer_scripts.py checks that the two counts agree).
 
 Standalone: runs in its own virtual environment, without bert-jax installed:
   pip install torch==2.13.0 "transformers>=4.45,<5" "jax[cpu]" flax optax

@@ -1,0 +1,141 @@
+"""Models with heads on the BERT encoder: pretraining (MLM + NSP) and the fine-tuning tasks.
+
+Every model keeps the encoder under the name `bert`, so a pretrained encoder moves between them
+by copying that subtree (see `bert_jax/checkpoint/init_from.py`). All logits are returned in
+float32.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from bert_jax.model.bert import BertModel, dense, gelu, layer_norm
+from bert_jax.model.config import BertConfig
+
+
+class BertForPreTraining(nn.Module):
+    """MLM on the masked positions (gathered BEFORE the vocab projection, so the [B,P,V] logits
+    are computed for P predictions per sequence instead of every position) and NSP on the
+    pooled output. The MLM decoder is the word-embedding table plus its own bias."""
+
+    config: BertConfig
+
+    def setup(self):
+        c = self.config
+        self.bert = BertModel(c)
+        self.mlm_transform = dense(c, c.hidden_size, ("embed", "embed_out"), "mlm_transform")
+        self.mlm_norm = layer_norm(c, "mlm_norm")
+        self.mlm_output_bias = self.param(
+            "mlm_output_bias",
+            nn.with_logical_partitioning(nn.initializers.zeros_init(), ("vocab",)),
+            (c.vocab_size,),
+            c.param_dtype,
+        )
+        self.nsp = dense(c, 2, ("embed", "classes"), "nsp")
+
+    def __call__(
+        self,
+        input_ids,
+        segment_ids=None,
+        input_mask=None,
+        mlm_positions=None,
+        deterministic: bool = True,
+    ) -> dict[str, jax.Array]:
+        """`mlm_positions` [B,P]: positions to predict; None predicts every position."""
+        seq_BxLxH, pooled_BxH = self.bert(input_ids, segment_ids, input_mask, deterministic)
+        if mlm_positions is None:
+            picked_BxPxH = seq_BxLxH
+        else:
+            picked_BxPxH = jnp.take_along_axis(seq_BxLxH, mlm_positions[..., None], axis=1)
+        h = self.mlm_norm(gelu(self.config, self.mlm_transform(picked_BxPxH)))
+        # Batch-sharded before the tied vocab projection. Besides being the layout we want,
+        # this avoids an XLA SPMD miscompile (jax 0.10): with data, fsdp and tensor all > 1 the
+        # backward pass through `attend` otherwise permutes batch rows between devices and
+        # returns wrong gradients (tests/trainer/test_step.py catches it).
+        h = nn.with_logical_constraint(h, ("act_batch", "act_length", "act_embed"))
+        mlm_logits = self.bert.attend(h).astype(jnp.float32)
+        mlm_logits = mlm_logits + self.mlm_output_bias.astype(jnp.float32)
+        return {
+            "mlm_logits": mlm_logits,
+            "nsp_logits": self.nsp(pooled_BxH).astype(jnp.float32),
+            "sequence_output": seq_BxLxH,
+            "pooled_output": pooled_BxH,
+        }
+
+
+class BertForSequenceClassification(nn.Module):
+    """Pooled output -> dropout -> dense. `num_labels=1` is regression (STS-B)."""
+
+    config: BertConfig
+    num_labels: int
+
+    @nn.compact
+    def __call__(self, input_ids, segment_ids=None, input_mask=None, deterministic: bool = True):
+        _, pooled = BertModel(self.config, name="bert")(
+            input_ids, segment_ids, input_mask, deterministic
+        )
+        pooled = nn.Dropout(self.config.hidden_dropout)(pooled, deterministic=deterministic)
+        logits = dense(self.config, self.num_labels, ("embed", "classes"), "classifier")(pooled)
+        return logits.astype(jnp.float32)
+
+
+class BertForTokenClassification(nn.Module):
+    """Per-token labels (NER): sequence output -> dropout -> dense. No pooler."""
+
+    config: BertConfig
+    num_labels: int
+
+    @nn.compact
+    def __call__(self, input_ids, segment_ids=None, input_mask=None, deterministic: bool = True):
+        seq, _ = BertModel(self.config, add_pooler=False, name="bert")(
+            input_ids, segment_ids, input_mask, deterministic
+        )
+        seq = nn.Dropout(self.config.hidden_dropout)(seq, deterministic=deterministic)
+        logits = dense(self.config, self.num_labels, ("embed", "classes"), "classifier")(seq)
+        return logits.astype(jnp.float32)
+
+
+class BertForQuestionAnswering(nn.Module):
+    """Span extraction (SQuAD): start and end logits per token, each [B,L]. No pooler."""
+
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, input_ids, segment_ids=None, input_mask=None, deterministic: bool = True):
+        seq, _ = BertModel(self.config, add_pooler=False, name="bert")(
+            input_ids, segment_ids, input_mask, deterministic
+        )
+        logits = dense(self.config, 2, ("embed", "classes"), "qa_outputs")(seq).astype(jnp.float32)
+        return logits[..., 0], logits[..., 1]
+
+
+class BertForMultipleChoice(nn.Module):
+    """Inputs [B,C,L] (one sequence per choice) -> one score per choice [B,C]."""
+
+    config: BertConfig
+
+    @nn.compact
+    def __call__(self, input_ids, segment_ids=None, input_mask=None, deterministic: bool = True):
+        batch, choices, length = input_ids.shape
+
+        def flat(x):
+            return None if x is None else x.reshape(batch * choices, length)
+
+        _, pooled = BertModel(self.config, name="bert")(
+            flat(input_ids), flat(segment_ids), flat(input_mask), deterministic
+        )
+        pooled = nn.Dropout(self.config.hidden_dropout)(pooled, deterministic=deterministic)
+        scores = dense(self.config, 1, ("embed", "classes"), "classifier")(pooled)
+        return scores.astype(jnp.float32).reshape(batch, choices)
+
+
+# Task kind -> model class (fine-tuning configs name the kind).
+TASK_MODELS = {
+    "pretraining": BertForPreTraining,
+    "classification": BertForSequenceClassification,
+    "token_classification": BertForTokenClassification,
+    "span": BertForQuestionAnswering,
+    "multiple_choice": BertForMultipleChoice,
+}

@@ -1,0 +1,75 @@
+"""Analytic FLOPs of a pretraining step, and the peak rate of the chip it runs on (for MFU).
+
+Counted as the matmuls do (2 FLOPs per multiply-add), backward = 2 x forward:
+  encoder   per token per layer  2 * (4H^2 + 2HF)   (q, k, v, output; mlp in and out)
+            attention            4 * S * H          (scores q.k and the weighted sum of v)
+  MLM head  per masked position  2 * (H^2 + V*H)    (transform, tied vocab projection)
+  pooler + NSP per sequence      2 * (H^2 + 2H)
+Embedding lookups, LayerNorm, softmax and bias adds are not matmuls and are left out (they are
+memory-bound and add a few percent at most). Only masked positions reach the vocabulary
+projection, so P (not S) multiplies the V*H term.
+"""
+
+from __future__ import annotations
+
+from bert_jax.model.config import BertConfig
+
+
+def forward_flops(config: BertConfig, batch: int, seq: int, predictions: int) -> float:
+    h, f, v, layers = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.vocab_size,
+        config.num_layers,
+    )
+    per_token = layers * (2 * (4 * h * h + 2 * h * f) + 4 * seq * h)
+    mlm = 2 * (h * h + v * h) * predictions
+    pooler = 2 * (h * h + 2 * h)
+    return float(batch * (seq * per_token + mlm + pooler))
+
+
+def train_flops(config: BertConfig, batch: int, seq: int, predictions: int) -> float:
+    """Forward + backward (gradients for activations and weights: twice the forward)."""
+    return 3.0 * forward_flops(config, batch, seq, predictions)
+
+
+# Dense peak TFLOP/s per chip for (bfloat16, float32) matmuls, matched in order against
+# `device_kind` (lowercase). float32 is what XLA runs a float32 dot at JAX's default precision:
+# TF32 tensor cores on Ampere/Hopper GPUs, one bfloat16 pass on TPUs (so the same peak as
+# bfloat16 there). Sources: Google Cloud TPU system architecture pages; NVIDIA datasheets
+# (dense, no sparsity).
+PEAK_TFLOPS = (
+    ("v6 lite", 918.0, 918.0),  # TPU v6e (Trillium)
+    ("v6e", 918.0, 918.0),
+    ("v5 lite", 197.0, 197.0),  # TPU v5e
+    ("v5e", 197.0, 197.0),
+    ("v5p", 459.0, 459.0),
+    ("v5", 459.0, 459.0),  # TPU v5p reports "TPU v5"
+    ("v4", 275.0, 275.0),
+    ("h200", 989.0, 495.0),
+    ("h100 pcie", 756.0, 378.0),
+    ("h100", 989.0, 495.0),  # SXM
+    ("a100", 312.0, 156.0),
+)
+# A float32 dot at "highest" precision: true float32 (CUDA cores on GPUs; several bfloat16
+# passes on TPUs, which have no float32 peak of their own, so none is claimed for them).
+PEAK_FULL_FLOAT32_TFLOPS = (("h200", 67.0), ("h100 pcie", 51.0), ("h100", 67.0), ("a100", 19.5))
+HALF_DTYPES = ("bfloat16", "float16")
+
+
+def peak_flops(device_kind: str, dtype: str = "bfloat16", precision: str | None = None):
+    """Peak FLOP/s of one device of this kind for matmuls in the model's compute `dtype`, or None
+    when unknown (CPU). `precision`: jax_default_matmul_precision ("highest"/"float32" make
+    float32 dots true float32)."""
+    kind = device_kind.lower()
+    if dtype not in (*HALF_DTYPES, "float32"):
+        raise ValueError(f"no peak table for compute dtype {dtype!r}")
+    if dtype == "float32" and str(precision).lower() in ("highest", "float32"):
+        table = list(PEAK_FULL_FLOAT32_TFLOPS)
+    else:
+        column = 1 if dtype in HALF_DTYPES else 2
+        table = [(row[0], row[column]) for row in PEAK_TFLOPS]
+    for key, tflops in table:
+        if key in kind:
+            return tflops * 1e12
+    return None

@@ -1,0 +1,127 @@
+"""What a run reports: console lines with a progress bar and ETA (tqdm), TensorBoard scalars
+(tensorboardX: no TensorFlow in the loop), and throughput with model FLOP utilisation.
+
+Only process 0 writes; every other process gets a reporter that stays silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import jax
+
+from bert_jax.trainer import flops
+
+log = logging.getLogger("bert_jax.trainer.loop")
+
+
+class Throughput:
+    """Sequences/s, tokens/s and model FLOP/s (MFU where the chip's peak is known) between two
+    `measure` calls. Time starts at the first `start` (after compilation), not at launch.
+
+    MFU is against the chip's peak for the model's compute `dtype` (a float32 model against
+    the float32 matmul peak), so it never looks low because the bfloat16 peak was assumed."""
+
+    def __init__(self, flops_per_step: float, batch_size: int, seq_length: int, dtype: str):
+        self.flops_per_step = flops_per_step
+        self.batch_size, self.seq_length = batch_size, seq_length
+        self.devices = jax.device_count()
+        kind = jax.devices()[0].device_kind
+        self.peak = flops.peak_flops(kind, dtype, jax.config.jax_default_matmul_precision)
+        self.kind = kind
+        self._since: tuple[float, int] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._since is not None
+
+    def start(self, step: int) -> None:
+        if self._since is None:
+            self._since = (time.perf_counter(), step)
+
+    def restart(self, step: int) -> None:
+        """Count from here (after a pause the rate should not include)."""
+        if self._since is not None:
+            self._since = (time.perf_counter(), step)
+
+    def measure(self, step: int) -> dict[str, float]:
+        if self._since is None:
+            return {}
+        then, first = self._since
+        now = time.perf_counter()
+        steps, seconds = step - first, now - then
+        self._since = (now, step)
+        if steps <= 0 or seconds <= 0:
+            return {}
+        per_second = steps / seconds
+        model_flops = self.flops_per_step * per_second
+        out = {
+            "steps_per_second": per_second,
+            "sequences_per_second": per_second * self.batch_size,
+            "tokens_per_second": per_second * self.batch_size * self.seq_length,
+        }
+        if self.peak:
+            out["tflops_per_device"] = model_flops / self.devices / 1e12
+            out["mfu"] = model_flops / (self.devices * self.peak)
+        else:  # CPU and unknown chips: the achieved rate only
+            out["gflops_per_device"] = model_flops / self.devices / 1e9
+        return out
+
+
+class Reporter:
+    def __init__(self, workdir: str | None, total_steps: int, first_step: int, enabled: bool):
+        self.enabled = enabled
+        self.writer = None
+        self.bar = None
+        if not enabled:
+            return
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total_steps, initial=first_step, unit="step", dynamic_ncols=True, smoothing=0.1
+        )
+        if workdir:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(logdir=f"{workdir.rstrip('/')}/tensorboard")
+
+    def advance(self, steps: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def line(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+        log.info(text)
+
+    def scalars(self, step: int, prefix: str, values: dict[str, float]) -> None:
+        if not self.enabled or not values:
+            return
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+        self.line(f"{prefix} step {step}: " + ", ".join(_fmt(k, v) for k, v in values.items()))
+        if prefix == "train" and self.bar is not None and "loss" in values:
+            self.bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _fmt(key: str, value: float) -> str:
+    if key == "learning_rate":
+        return f"{key}={value:.3e}"
+    if key in ("sequences_per_second", "tokens_per_second"):
+        return f"{key}={value:,.0f}"
+    if key == "mfu":
+        return f"mfu={100 * value:.1f}%"
+    return f"{key}={value:.4g}"
