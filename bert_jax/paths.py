@@ -46,6 +46,12 @@ def path(value: PathLike) -> epath.Path:
     return epath.Path(os.path.abspath(os.path.expanduser(text)))
 
 
+def absolute(value: PathLike) -> str:
+    """`value` as an absolute path (remote URLs as they are): what a file records, so another
+    working directory still finds it."""
+    return os.fspath(value) if is_remote(value) else os.path.abspath(os.fspath(value))
+
+
 def join(base: PathLike, *parts: str) -> str:
     """`base/part/...` as a string, for APIs that take strings (TensorFlow, tensorboardX)."""
     return os.fspath(path(base).joinpath(*parts))

@@ -84,6 +84,7 @@ def optimizer_config() -> ml_collections.ConfigDict:
     o.clip_norm = 1.0  # clip gradients to this global norm; 0 disables
     o.schedule = "linear"  # linear (BERT: warmup, decay from step 0) | cosine | wsd
     o.warmup_steps = 10_000  # linear warmup from 0 to learning_rate
+    o.warmup_fraction = 0.0  # > 0: warm up over this share of the run instead (fine-tuning: 0.1)
     o.decay_power = 1.0  # linear schedule: polynomial power of the decay (1 = linear)
     o.end_learning_rate = 0.0  # learning rate reached at train.num_steps
     o.decay_fraction = 0.1  # wsd: share of train.num_steps spent decaying at the end

@@ -13,9 +13,8 @@ from bert_jax.cli import config_args
 from bert_jax.data.pretrain_config import PretrainDataConfig
 from bert_jax.model.bert import BertModel
 from bert_jax.model.config import BertConfig
-from bert_jax.model.heads import BertForPreTraining
+from bert_jax.tasks import pretraining
 from bert_jax.tasks.pretraining_data import LOOP_ONLY_FIELDS
-from bert_jax.trainer import loop as train
 from bert_jax.trainer import optim
 from bert_jax.trainer import state as train_state
 from configs import pretrain
@@ -37,13 +36,13 @@ ARGS = [
 @pytest.mark.parametrize("arg", ARGS)
 def test_config_builds_its_sharded_state_abstractly(arg):
     config = pretrain.get_config(arg)
-    model_config = train.bert_config(
+    model_config = pretraining.bert_config(
         config.model, 30522, config.data.max_seq_length, config.data.max_predictions_per_seq
     )
     tx, _ = optim.make_optimizer(config.optimizer, config.train.num_steps)
     mesh = sharding.make_mesh(config.mesh)
     shape = (config.data.max_seq_length, config.data.max_predictions_per_seq)
-    init = train_state.init_fn(BertForPreTraining(model_config), tx, config.seed, *shape)
+    init = train_state.init_fn(pretraining.PretrainingTask(model_config, *shape), tx, config.seed)
     planned = train_state.plan(init, mesh)
     assert planned.abstract.params["bert"]["embeddings"]["word_embeddings"]["embedding"].shape == (
         30522,
@@ -76,7 +75,7 @@ def test_any_architecture_from_flags_minilm_shape():
              "--config.model.num_heads=12", "--config.model.intermediate_size=1536"]  # fmt: skip
     values = config_args.parse([f"--config={REPO}/configs/pretrain.py:base", *flags],
                                lambda v: None, "test")  # fmt: skip
-    c = train.bert_config(values.config.model, 30522, 128, 20)
+    c = pretraining.bert_config(values.config.model, 30522, 128, 20)
     assert (c.hidden_size, c.num_layers, c.num_heads, c.intermediate_size) == (384, 6, 12, 1536)
     ids = jnp.zeros((1, 8), jnp.int32)
     shapes = jax.eval_shape(lambda: BertModel(c).init(jax.random.PRNGKey(0), ids, ids, ids))

@@ -14,7 +14,7 @@ import pytest
 from bert_jax import sharding
 from bert_jax.errors import UserError
 from bert_jax.model.config import BertConfig
-from bert_jax.model.heads import BertForPreTraining
+from bert_jax.tasks.pretraining import PretrainingTask
 from bert_jax.trainer import optim
 from bert_jax.trainer import state as train_state
 
@@ -65,7 +65,7 @@ def path_str(path) -> str:
 
 
 def sharded_state(mesh):
-    init = train_state.init_fn(BertForPreTraining(TINY), optim.bert_adamw(1e-3), 0, 16, 4)
+    init = train_state.init_fn(PretrainingTask(TINY, 16, 4), optim.bert_adamw(1e-3), 0)
     return train_state.create(train_state.plan(init, mesh))
 
 
@@ -137,7 +137,7 @@ def test_batch_must_split_over_shards_and_micro_batches():
 def test_a_dimension_the_mesh_cannot_split_is_named_before_compiling():
     mesh = sharding.make_mesh(mesh_config(data=2, fsdp=1, tensor=4))
     odd_vocab = TINY.replace(vocab_size=30)
-    init = train_state.init_fn(BertForPreTraining(odd_vocab), optim.bert_adamw(1e-3), 0, 16, 4)
+    init = train_state.init_fn(PretrainingTask(odd_vocab, 16, 4), optim.bert_adamw(1e-3), 0)
     with pytest.raises(UserError) as e:
         train_state.plan(init, mesh)
     message = str(e.value)

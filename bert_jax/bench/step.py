@@ -78,7 +78,7 @@ def _build(args):
     from bert_jax import sharding
     from bert_jax.data import synthetic as synthetic_data
     from bert_jax.model.config import preset
-    from bert_jax.model.heads import BertForPreTraining
+    from bert_jax.tasks.pretraining import PretrainingTask
     from bert_jax.trainer import optim
     from bert_jax.trainer import state as train_state
     from bert_jax.trainer import step as train_step
@@ -104,12 +104,12 @@ def _build(args):
              decay_power=1.0, end_learning_rate=0.0, decay_fraction=0.1)
     )  # fmt: skip
     tx, schedule = optim.make_optimizer(opt, 1_000_000)
-    model = BertForPreTraining(config)
-    sharded = train_state.plan(train_state.init_fn(model, tx, 0, args.seq, args.predictions), mesh)
+    task = PretrainingTask(config, args.seq, args.predictions)
+    sharded = train_state.plan(train_state.init_fn(task, tx, 0), mesh)
     state = train_state.create(sharded)
     step = train_step.jit_train_step(
         train_step.make_train_step(
-            model, tx, schedule, mesh, args.accum, param_shardings=sharded.shardings.params
+            task, tx, schedule, mesh, args.accum, param_shardings=sharded.shardings.params
         ),
         sharded.shardings,
         mesh,

@@ -114,13 +114,16 @@ def load_encoder(
     target_params,
     *,
     vocab_fingerprint: str | None = None,
+    encoder_only: bool = False,
 ) -> tuple[dict, InitReport]:
     """`target_params` with every weight the source has under the same name replaced by the
     source's, placed with the target's dtype and sharding. Targets may be concrete (fresh init:
     new weights keep their values) or abstract ShapeDtypeStructs (new weights stay abstract).
 
     Refuses (UserError): a missing source, a weight of another shape (names both shapes), an
-    encoder weight the source lacks, a different vocabulary fingerprint (bert-jax sources)."""
+    encoder weight the source lacks, a different vocabulary fingerprint (bert-jax sources).
+    With `encoder_only` (fine-tuning) only the `bert` subtree is taken: every head of the source
+    (pretraining heads, another task's classifier) is dropped, and the model's heads are new."""
     source_params, fmt, source_fingerprint = read_source(source)
     if vocab_fingerprint and source_fingerprint and vocab_fingerprint != source_fingerprint:
         raise UserError(
@@ -133,6 +136,8 @@ def load_encoder(
     source_scanned = layout.is_scanned(source_params)
     source_params = layout.to_layout(source_params, target_scanned)
     source_flat = traverse_util.flatten_dict(source_params)
+    heads = {} if not encoder_only else {k: v for k, v in source_flat.items() if k[0] != "bert"}
+    source_flat = {k: v for k, v in source_flat.items() if k not in heads}
 
     mismatched = _shape_errors(source_flat, target_flat)
     if mismatched:
@@ -173,7 +178,9 @@ def load_encoder(
         format=fmt,
         loaded=sorted(_name(k) for k in loaded_keys),
         new=new,
-        dropped=sorted(_name(k) for k in source_flat if k not in target_flat),
+        dropped=sorted(
+            [*(_name(k) for k in source_flat if k not in target_flat), *(_name(k) for k in heads)]
+        ),  # fmt: skip
         layout_change=change,
     )
     return traverse_util.unflatten_dict(out), report

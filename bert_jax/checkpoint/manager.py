@@ -97,14 +97,68 @@ def _save_policy(options, started: datetime.datetime):
     return policies.AnySavePolicy(chosen)
 
 
-def _preservation_policy(options):
-    """The last `keep_last` checkpoints (0: all) plus every `keep_every`-th step forever."""
+@dataclasses.dataclass
+class Best:
+    """The metric a run keeps its best checkpoint by (fine-tuning: the task's main metric)."""
+
+    metric: str
+    higher_is_better: bool = True
+
+    def pick(self, scored: dict[int, float]) -> int | None:
+        """The best step of {step: value}; the earliest among equals (reached first)."""
+        if not scored:
+            return None
+        sign = 1.0 if self.higher_is_better else -1.0
+        return max(sorted(scored), key=lambda step: sign * scored[step])
+
+
+@dataclasses.dataclass
+class KeepBest:
+    """Orbax preservation policy: keep the checkpoint with the best `best.metric`. The metrics
+    of this session's saves come from Orbax's checkpoint info; those of earlier sessions from
+    the metrics stored with each step."""
+
+    best: Best
+    directory: object
+
+    def _value(self, info) -> float | None:
+        metrics = info.metrics
+        if metrics is None:
+            try:
+                metrics = layout.read_metrics(self.directory / str(info.step))
+            except UserError:
+                metrics = None
+        value = (metrics or {}).get(self.best.metric)
+        return None if value is None or not np.isfinite(value) else float(value)
+
+    def should_preserve(self, checkpoints, *, context) -> list[bool]:
+        scored = {info.step: v for info in checkpoints if (v := self._value(info)) is not None}
+        best = self.best.pick(scored)
+        return [info.step == best for info in checkpoints]
+
+
+def best_step(directory, best: Best) -> int | None:
+    """The committed step under `directory` with the best stored `best.metric` (None: no step
+    has it). Reads only the metrics files: safe beside a run that is still writing."""
+    scored = {}
+    for step in layout.committed_steps(directory):
+        value = (layout.read_metrics(directory / str(step)) or {}).get(best.metric)
+        if value is not None and np.isfinite(value):
+            scored[step] = float(value)
+    return best.pick(scored)
+
+
+def _preservation_policy(options, best: Best | None = None, directory=None):
+    """The last `keep_last` checkpoints (0: all), every `keep_every`-th step forever, and the
+    best by `best`'s metric."""
     keep_last = int(_option(options, "keep_last", 0))
     keep_every = int(_option(options, "keep_every", 0))
-    latest = policies.LatestN(keep_last if keep_last > 0 else None)
-    if keep_every <= 0:
-        return latest
-    return policies.AnyPreservationPolicy([latest, policies.EveryNSteps(keep_every)])
+    chosen: list = [policies.LatestN(keep_last if keep_last > 0 else None)]
+    if keep_every > 0:
+        chosen.append(policies.EveryNSteps(keep_every))
+    if best is not None:
+        chosen.append(KeepBest(best, directory))
+    return chosen[0] if len(chosen) == 1 else policies.AnyPreservationPolicy(chosen)
 
 
 def _json_ready(values: dict) -> dict:
@@ -131,8 +185,9 @@ class Checkpointer:
     `save(step, ..., force=True)`, `wait()` and stops. `save` also saves by itself at that
     step, so either order works."""
 
-    def __init__(self, workdir, options, metadata: dict):
+    def __init__(self, workdir, options, metadata: dict, best: Best | None = None):
         self.directory = layout.checkpoint_dir(workdir)
+        self.best = best
         # A missing bucket or absent credentials: one line naming the path, before any work.
         paths.check_accessible(self.directory, writable=True)
         self.metadata = _json_ready(dict(metadata))
@@ -158,7 +213,7 @@ class Checkpointer:
         if self._manager is None:
             manager_options = ocp.CheckpointManagerOptions(
                 save_decision_policy=_save_policy(self._options, self._started),
-                preservation_policy=_preservation_policy(self._options),
+                preservation_policy=_preservation_policy(self._options, self.best, self.directory),
                 enable_async_checkpointing=bool(_option(self._options, "async_save", True)),
                 # Interrupted saves (a kill during the write) are never read; clear them.
                 cleanup_tmp_directories=True,
@@ -185,6 +240,10 @@ class Checkpointer:
         if self._manager is None:
             return layout.committed_steps(self.directory)
         return sorted(self._manager.all_steps())
+
+    def best_step(self) -> int | None:
+        """The committed step with the best `self.best` metric (None: no metric or none scored)."""
+        return best_step(self.directory, self.best) if self.best is not None else None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -218,7 +277,13 @@ class Checkpointer:
         if metrics:
             items[layout.METRICS_ITEM] = ocp.args.JsonSave(_json_ready(dict(metrics)))
         # The decision is taken above; Orbax must not take it a second time.
-        saved = manager.save(step, args=ocp.args.Composite(**items), force=True)
+        # `metrics` again for the preservation policy (Orbax keeps them in its step info).
+        saved = manager.save(
+            step,
+            args=ocp.args.Composite(**items),
+            metrics=_json_ready(dict(metrics)) if metrics else None,
+            force=True,
+        )
         if saved:
             log.info("checkpoint: saving step %d to %s", step, self.directory)
         return bool(saved)
@@ -277,14 +342,15 @@ def _preemption_sync_point(step: int) -> bool:
         return False
 
 
-def resume_or_init(ckpt: Checkpointer, config, abstract_state, init_state_fn):
+def resume_or_init(ckpt: Checkpointer, config, abstract_state, init_state_fn, encoder_only=False):
     """(state, data_state, source) in the order of the module docstring: own latest
     checkpoint > config.resume_from (full state) > config.init_from with
     checkpoint.init_optimizer (params and optimizer state, fresh data position) >
     config.init_from (params only) > scratch.
 
     `abstract_state`: the TrainState as jax.ShapeDtypeStruct leaves carrying this run's
-    shardings; `init_state_fn()`: a freshly initialised, sharded TrainState. `data_state` is
+    shardings; `init_state_fn()`: a freshly initialised, sharded TrainState. `encoder_only`:
+    init_from takes the encoder and no head (fine-tuning). `data_state` is
     None unless a full state was restored. `source` is one line for the log."""
     init_from = config.get("init_from") if config is not None else None
     init_optimizer = bool(_option(ckpt._options, "init_optimizer", False))
@@ -322,6 +388,7 @@ def resume_or_init(ckpt: Checkpointer, config, abstract_state, init_state_fn):
             init_from,
             state.params,
             vocab_fingerprint=ckpt.metadata.get("vocab_fingerprint"),
+            encoder_only=encoder_only,
         )
         return state.replace(params=params), None, f"init_from {report.summary()}"
     return state, None, "scratch"

@@ -158,3 +158,25 @@ def check_same_model(stored: dict, current: dict, where: str) -> None:
         raise UserError(
             f"{where} was trained with another vocabulary (fingerprint {theirs} -> {mine})"
         )
+
+
+def run_vocab(metadata: dict, root: paths.Path) -> str | None:
+    """The vocabulary the run trained with, where it can still be found: `data.vocab` of its
+    config, or the tokenizer path recorded by `prepare` in its shards' metadata.json."""
+    if metadata.get("vocab"):  # fine-tuning runs record the tokenizer they used
+        return metadata["vocab"]
+    data = (metadata.get("run_config") or {}).get("data") or {}
+    if data.get("vocab"):
+        return data["vocab"]
+    data_dir = data.get("data_dir")
+    if data.get("demo_corpus") and not data.get("synthetic"):
+        data_dir = paths.join(root.parent, "demo_data", "shards")
+    if not data_dir:
+        return None
+    from bert_jax.data import shards
+
+    try:
+        recorded = (shards.read_metadata(data_dir).get("tokenizer") or {}).get("path")
+    except UserError:
+        return None
+    return recorded if recorded and paths.path(recorded).exists() else None

@@ -11,6 +11,7 @@ BENCHMARKS = {
     "data": "pretraining pipeline and masking-stage throughput (seq/s), peak memory",
     "step": "train-step time and model FLOP/s, MLM on masked and on all positions; HF peers",
     "checkpoint": "time the loop is blocked by an async save, and the write rate",
+    "finetune": "MRPC fine-tuning seq/s and model FLOP/s; HF PyTorch on the same batches",
 }
 
 

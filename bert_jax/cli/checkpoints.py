@@ -113,26 +113,6 @@ def _print_table(listing: dict) -> None:
         print(f"{'':>10}  interrupted save {name} (ignored; removed by the next run)")
 
 
-def run_vocab(metadata: dict, root: paths.Path) -> str | None:
-    """The vocabulary the run trained with, where it can still be found: `data.vocab` of its
-    config, or the tokenizer path recorded by `prepare` in its shards' metadata.json."""
-    data = (metadata.get("run_config") or {}).get("data") or {}
-    if data.get("vocab"):
-        return data["vocab"]
-    data_dir = data.get("data_dir")
-    if data.get("demo_corpus") and not data.get("synthetic"):
-        data_dir = paths.join(root.parent, "demo_data", "shards")
-    if not data_dir:
-        return None
-    from bert_jax.data import shards
-
-    try:
-        recorded = (shards.read_metadata(data_dir).get("tokenizer") or {}).get("path")
-    except UserError:
-        return None
-    return recorded if recorded and paths.path(recorded).exists() else None
-
-
 def export(
     root: paths.Path,
     step: int,
@@ -157,7 +137,7 @@ def export(
         raise UserError(f"{to} already holds a model; export to a new directory")
     metadata = layout.read_metadata(root / str(step))
     stored_task = metadata.get("task") or {}
-    vocab = vocab or run_vocab(metadata, root)
+    vocab = vocab or layout.run_vocab(metadata, root)
     lowercase = None
     if vocab is not None:
         lowercase = hf_tokenizer.trained_casing(vocab, metadata.get("vocab_fingerprint"))

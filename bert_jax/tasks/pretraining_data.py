@@ -10,6 +10,7 @@ import itertools
 
 from bert_jax.data import synthetic as synthetic_data
 from bert_jax.errors import UserError
+from bert_jax.tasks.base import TaskData
 
 # Not fields of PretrainDataConfig: how the loop finds its data.
 LOOP_ONLY_FIELDS = ("vocab", "synthetic", "demo_corpus")
@@ -17,15 +18,29 @@ SYNTHETIC_VOCAB_SIZE = 30522
 
 
 @dataclasses.dataclass
-class PretrainData:
+class PretrainData(TaskData):
     """`train(state)` opens the training stream at a saved position (None: the start);
-    `evaluation()` yields the held-out batches of one evaluation (the same ones every time)."""
+    `evaluation()` gives the held-out batches of one evaluation (the same ones every time)."""
 
     vocab_size: int
     vocab_fingerprint: str | None
-    train: object
-    evaluation: object
-    has_eval: bool
+    open_train: object
+    held_out: object
+    holds_eval: bool
+    feed: object = None
+
+    def train(self, state):
+        return self.open_train(state)
+
+    def stream_state(self, stream) -> dict:
+        return stream_state(stream, self.feed)
+
+    @property
+    def evaluation_splits(self) -> tuple[str, ...]:
+        return ("eval",) if self.holds_eval else ()
+
+    def evaluation(self) -> dict:
+        return {"eval": self.held_out()} if self.holds_eval else {}
 
 
 def _data_config(data):
@@ -93,7 +108,7 @@ def open_data(config, eval_batch_size: int, feed, workdir=None, warn=print) -> P
             stream = synthetic_data.SyntheticBatches(data.eval_seed, eval_batch_size, *shape, rows)
             return itertools.islice(stream, train_cfg.eval_batches)
 
-        return PretrainData(vocab_size, None, train, evaluation, train_cfg.eval_batches > 0)
+        return PretrainData(vocab_size, None, train, evaluation, train_cfg.eval_batches > 0, feed)
 
     if not data.data_dir:
         raise UserError(
@@ -120,7 +135,7 @@ def open_data(config, eval_batch_size: int, feed, workdir=None, warn=print) -> P
         return itertools.islice(eval_set, train_cfg.eval_batches)
 
     has_eval = train_cfg.eval_batches > 0 and _holds_eval_examples(data.data_dir, evaluation, warn)
-    return PretrainData(tokens.vocab_size, fingerprint, train, evaluation, has_eval)
+    return PretrainData(tokens.vocab_size, fingerprint, train, evaluation, has_eval, feed)
 
 
 def _holds_eval_examples(data_dir: str, evaluation, warn) -> bool:

@@ -69,3 +69,20 @@ def pretraining_loss(
     if not nsp_weight:
         return mlm
     return mlm + nsp_weight * sums["nsp_loss_sum"] / nsp_normaliser
+
+
+def summarize(sums: dict, nsp: bool = True) -> dict[str, float]:
+    """Host side: MLM/NSP loss and accuracy from summed counts; `loss` = MLM mean + NSP mean."""
+    weight = max(float(sums["mlm_weight"]), 1.0)
+    out = {
+        "mlm_loss": float(sums["mlm_loss_sum"]) / weight,
+        "mlm_accuracy": float(sums["mlm_correct"]) / weight,
+    }
+    loss = out["mlm_loss"]
+    if nsp:
+        count = max(float(sums["nsp_count"]), 1.0)
+        out["nsp_loss"] = float(sums["nsp_loss_sum"]) / count
+        out["nsp_accuracy"] = float(sums["nsp_correct"]) / count
+        loss += out["nsp_loss"]
+    out["loss"] = loss
+    return out

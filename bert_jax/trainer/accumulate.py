@@ -1,21 +1,23 @@
-"""Host-side metrics: add up the sums the steps return, turn them into means.
+"""Host-side totals of the values the steps return.
 
-Train and eval steps return float32 scalar sums (`bert_jax.tasks.pretraining_loss.SUM_KEYS`) plus
-step-level values (grad norm, learning rate). Sums add over steps and batches; means come out only
-at the end, so an evaluation over many batches weighs every prediction equally.
+A training step returns its task's float32 scalar sums (loss sums, correct counts, weights) and
+three step-level values (`STEP_VALUES`: the batch's loss, the gradient norm, the learning rate).
+Sums add over steps; the task turns them into means only at the end (`Task.train_summary`), so
+every example weighs the same however the steps were batched. Step-level values are averaged.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
-from bert_jax.tasks.pretraining_loss import SUM_KEYS
+STEP_VALUES = ("loss", "grad_norm", "learning_rate")
 
 
 class Accumulator:
-    """Running totals of per-step metric dicts: sums add, other values average over steps."""
+    """Running totals of per-step metric dicts."""
 
     def __init__(self):
         self.reset()
@@ -29,34 +31,17 @@ class Accumulator:
             self.totals[key] = self.totals.get(key, 0.0) + float(np.asarray(value))
         self.steps += 1
 
-    def summary(self, nsp: bool = True) -> dict[str, float]:
-        """Means over everything added; empty when nothing was."""
+    def summary(self, summarize: Callable[[dict], dict]) -> dict[str, float]:
+        """`summarize(sums)` plus the step-level means it does not replace; {} when empty.
+        The pooled loss from the sums wins over the mean of the steps' own losses."""
         if not self.steps:
             return {}
-        out = summarize(self.totals, nsp)
-        for key, value in self.totals.items():
-            # A step's own `loss` (of its batch) would replace the pooled one; keep the
-            # pooled one, so the logged loss is mlm_loss + nsp_loss from the same sums.
-            if key not in SUM_KEYS and key not in out:
-                out[key] = value / self.steps
+        sums = {k: v for k, v in self.totals.items() if k not in STEP_VALUES}
+        out = summarize(sums)
+        for key in STEP_VALUES:
+            if key in self.totals and key not in out:
+                out[key] = self.totals[key] / self.steps
         return out
-
-
-def summarize(sums: dict, nsp: bool = True) -> dict[str, float]:
-    """MLM/NSP loss and accuracy from summed counts; `loss` = MLM mean + NSP mean."""
-    weight = max(float(sums["mlm_weight"]), 1.0)
-    out = {
-        "mlm_loss": float(sums["mlm_loss_sum"]) / weight,
-        "mlm_accuracy": float(sums["mlm_correct"]) / weight,
-    }
-    loss = out["mlm_loss"]
-    if nsp:
-        count = max(float(sums["nsp_count"]), 1.0)
-        out["nsp_loss"] = float(sums["nsp_loss_sum"]) / count
-        out["nsp_accuracy"] = float(sums["nsp_correct"]) / count
-        loss += out["nsp_loss"]
-    out["loss"] = loss
-    return out
 
 
 def non_finite(metrics: dict) -> list[str]:

@@ -1,16 +1,16 @@
-"""`train_and_evaluate(config, workdir)`: the pretraining loop.
+"""`train_and_evaluate(config, workdir, build_task)`: the one training loop, for every task.
 
-Setup checks everything it can before compiling (mesh, batch split, sequence length, data), then
-builds the state directly in its sharded layout, or restores it (own checkpoint > resume_from >
-init_from > scratch; `bert_jax/checkpoint/manager.py`).
+Setup checks everything it can before compiling (mesh, batch split, the task's data and model),
+then builds the state directly in its sharded layout, or restores it (own checkpoint >
+resume_from > init_from > scratch; `bert_jax/checkpoint/manager.py`).
 
 The loop never waits for the step it just dispatched: it dispatches step N, then reads the
 metrics of step N-1 (which are done or nearly so), so the host prepares the next batch while
 the device computes. It waits for step N itself only where it must: before a checkpoint (a
 state is saved only after its loss and gradient norm were seen to be finite), an evaluation,
 and the end. A non-finite metric stops the run without saving the state that produced it; an
-evaluation that fails saves the step first, then raises. A run whose data has no held-out
-examples trains without evaluation (one warning at setup).
+evaluation that fails saves the step first, then raises. A task without evaluation data trains
+without evaluation. With a main metric, the best checkpoint is kept besides the last ones.
 """
 
 from __future__ import annotations
@@ -18,47 +18,32 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 
 import jax
 
 from bert_jax import sharding
 from bert_jax.checkpoint import manager as checkpointing
 from bert_jax.errors import UserError
-from bert_jax.model.config import BertConfig, preset
-from bert_jax.model.heads import BertForPreTraining
-from bert_jax.tasks import pretraining_data as pretrain_data
-from bert_jax.trainer import accumulate as metrics
-from bert_jax.trainer import optim
+from bert_jax.tasks.base import StepPlan, Task
+from bert_jax.trainer import accumulate, optim
 from bert_jax.trainer import state as train_state
 from bert_jax.trainer import step as train_step
-from bert_jax.trainer.flops import train_flops
 from bert_jax.trainer.report import Reporter, Throughput
+
+# (config, workdir, feed, eval batch size, warn) -> the run's Task, its data opened.
+BuildTask = Callable[..., Task]
+
+
+class Summaries(dict):
+    """The last train and eval summaries ("train/loss", "eval/accuracy", ...). `finished`: the
+    run reached its last step (False when a preemption notice stopped it first)."""
+
+    finished: bool = False
 
 
 class Diverged(RuntimeError):
     """A loss or gradient norm became NaN or infinite; the run stopped without saving it."""
-
-
-def bert_config(model, vocab_size: int, seq_length: int, num_predictions: int) -> BertConfig:
-    """The architecture: the size preset, overridden by every model field the config sets (None
-    keeps the preset's), with the data's vocabulary unless model.vocab_size asks for more."""
-    fields = {k: v for k, v in model.items() if k not in ("size", "vocab_size") and v is not None}
-    if model.vocab_size and model.vocab_size < vocab_size:
-        raise UserError(
-            f"model.vocab_size {model.vocab_size} is smaller than the data's vocabulary "
-            f"({vocab_size} tokens)"
-        )
-    config = preset(model.size, "model.", vocab_size=model.vocab_size or vocab_size, **fields)
-    if seq_length > config.max_position_embeddings:
-        raise UserError(
-            f"data.max_seq_length {seq_length} exceeds the position table "
-            f"(model.max_position_embeddings {config.max_position_embeddings})"
-        )
-    if not 1 <= num_predictions <= seq_length:
-        raise UserError(
-            f"data.max_predictions_per_seq {num_predictions} must be in [1, {seq_length}]"
-        )
-    return config
 
 
 def eval_batch_size(config, mesh) -> int:
@@ -87,77 +72,69 @@ class Setup:
     workdir: str | None
     mesh: object
     feed: sharding.HostFeed
-    data: pretrain_data.PretrainData
-    model_config: BertConfig
+    task: Task
+    plan: StepPlan
     sharded: train_state.ShardedInit
     step_fn: object
     eval_fn: object
-    nsp: bool
 
 
-def setup(config, workdir: str | None) -> Setup:
+def setup(config, workdir: str | None, build_task: BuildTask) -> Setup:
     """Check the config against the devices and the data, and build (not compile) the steps."""
-    t, data_cfg = config.train, config.data
-    seq, predictions = data_cfg.max_seq_length, data_cfg.max_predictions_per_seq
-    if t.num_steps < 1 or t.log_every_steps < 1 or t.eval_every_steps < 1:
-        raise UserError("train.num_steps, log_every_steps and eval_every_steps must be positive")
+    t = config.train
+    if t.log_every_steps < 1:
+        raise UserError("train.log_every_steps must be positive")
     mesh = sharding.make_mesh(config.mesh)
     sharding.check_batch(t.batch_size, t.accum_steps, mesh)
     feed = sharding.host_feed(mesh)
-    eval_size = eval_batch_size(config, mesh)
-    data = pretrain_data.open_data(config, eval_size, feed, workdir, warn=_warn)
-    model_config = bert_config(config.model, data.vocab_size, seq, predictions)
-    model = BertForPreTraining(model_config)
-    tx, schedule = optim.make_optimizer(config.optimizer, t.num_steps)
-    sharded = train_state.plan(train_state.init_fn(model, tx, config.seed, seq, predictions), mesh)
-    nsp = data_cfg.mode != "mlm_only"
+    task = build_task(config, workdir, feed, eval_batch_size(config, mesh), _warn)
+    plan = task.plan(config)
+    tx, schedule = optim.make_optimizer(config.optimizer, plan.num_steps)
+    sharded = train_state.plan(train_state.init_fn(task, tx, config.seed), mesh)
     step = train_step.make_train_step(
-        model, tx, schedule, mesh, t.accum_steps, 1.0 if nsp else 0.0, sharded.shardings.params
+        task, tx, schedule, mesh, t.accum_steps, sharded.shardings.params
     )
     return Setup(
         config=config,
         workdir=workdir,
         mesh=mesh,
         feed=feed,
-        data=data,
-        model_config=model_config,
+        task=task,
+        plan=plan,
         sharded=sharded,
         step_fn=train_step.jit_train_step(step, sharded.shardings, mesh),
         eval_fn=train_step.jit_eval_step(
-            train_step.make_eval_step(model), sharded.shardings.params, mesh
+            train_step.make_eval_step(task), sharded.shardings.params, mesh
         ),
-        nsp=nsp,
     )
 
 
-def train_and_evaluate(config, workdir: str | None) -> dict[str, float]:
-    """Run `config` to train.num_steps (checkpoints and TensorBoard under `workdir`, none when
-    it is None); returns the last train and eval summaries."""
-    run = setup(config, workdir)
-    ckpt = None
-    if workdir:
-        ckpt = checkpointing.Checkpointer(
-            workdir,
-            config.checkpoint,
-            {
-                "model": run.model_config.to_dict(),
-                "vocab_fingerprint": run.data.vocab_fingerprint,
-                "scan_layers": run.model_config.scan_layers,
-                "run_config": config.to_dict(),
-            },
-        )
+def checkpointer(run: Setup) -> checkpointing.Checkpointer:
+    task = run.task
+    best = checkpointing.Best(task.main_metric, task.higher_is_better) if task.main_metric else None
+    metadata = {**task.checkpoint_metadata(), "run_config": run.config.to_dict()}
+    return checkpointing.Checkpointer(run.workdir, run.config.checkpoint, metadata, best)
+
+
+def train_and_evaluate(config, workdir: str | None, build_task: BuildTask) -> Summaries:
+    """Train `build_task`'s task as `config` says (checkpoints and TensorBoard under `workdir`,
+    none when it is None); returns the last train and eval summaries."""
+    run = setup(config, workdir, build_task)
+    ckpt = checkpointer(run) if workdir else None
     started = time.perf_counter()
     try:
         if ckpt is not None:
             state, data_state, source = checkpointing.resume_or_init(
-                ckpt, config, run.sharded.abstract, lambda: train_state.create(run.sharded)
+                ckpt,
+                config,
+                run.sharded.abstract,
+                lambda: train_state.create(run.sharded),
+                encoder_only=run.task.init_encoder_only,
             )
         else:
             state, data_state, source = train_state.create(run.sharded), None, "scratch"
         first_step = int(jax.device_get(state.step))
-        reporter = Reporter(
-            workdir, config.train.num_steps, first_step, enabled=jax.process_index() == 0
-        )
+        reporter = Reporter(workdir, run.plan.num_steps, first_step, jax.process_index() == 0)
         try:
             reporter.line(_banner(run, state, source, first_step))
             return _loop(run, state, data_state, ckpt, reporter, started)
@@ -169,30 +146,25 @@ def train_and_evaluate(config, workdir: str | None) -> dict[str, float]:
 
 
 def _banner(run: Setup, state, source: str, step: int) -> str:
-    c, t = run.model_config, run.config.train
+    t = run.config.train
     return (
-        f"bert-jax pretrain: {c.num_layers} layers, hidden {c.hidden_size}, "
-        f"{train_state.param_count(state.params) / 1e6:.1f}M params, vocab {c.vocab_size}; "
+        f"bert-jax {run.task.describe()}, "
+        f"{train_state.param_count(state.params) / 1e6:.1f}M params; "
         f"mesh {dict(run.mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} "
-        f"devices in {jax.process_count()} processes; global batch {t.batch_size} x "
-        f"{run.config.data.max_seq_length} (accum {t.accum_steps}); start: {source}, step {step}"
+        f"devices in {jax.process_count()} processes; global batch {t.batch_size} "
+        f"(accum {t.accum_steps}), {run.plan.num_steps} steps; start: {source}, step {step}"
     )
 
 
-def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, float]:
-    t, data = run.config.train, run.data
-    seq, predictions = run.config.data.max_seq_length, run.config.data.max_predictions_per_seq
+def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> Summaries:
+    task, data, plan = run.task, run.task.data, run.plan
+    log_every = run.config.train.log_every_steps
     step = int(jax.device_get(state.step))
     stream = data.train(data_state)
-    throughput = Throughput(
-        train_flops(run.model_config, t.batch_size, seq, predictions),
-        t.batch_size,
-        seq,
-        run.model_config.dtype,
-    )
-    totals = metrics.Accumulator()
-    summaries: dict[str, float] = {}
-    pending = None  # (step, device metrics): dispatched, not yet read
+    throughput = Throughput(run.task.model_config.dtype)
+    totals = accumulate.Accumulator()
+    summaries = Summaries()
+    pending = None  # (step, device metrics, host batch stats): dispatched, not yet read
     last_saved = ckpt.latest_step() if ckpt is not None else None
 
     def settle():
@@ -200,9 +172,9 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, f
         nonlocal pending
         if pending is None:
             return
-        done, values = pending[0], jax.device_get(pending[1])
+        done, values, done_stats = pending[0], jax.device_get(pending[1]), pending[2]
         pending = None
-        bad = metrics.non_finite(values)
+        bad = accumulate.non_finite(values)
         if bad:
             kept = f"step {last_saved}" if last_saved is not None else "none"
             raise Diverged(
@@ -214,24 +186,25 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, f
                 f"step {done} done {time.perf_counter() - started:.1f}s after start "
                 "(init or restore, compile, run)"
             )
-        throughput.start(done)
+        throughput.add(done, *done_stats)
         totals.add(values)
-        if done % t.log_every_steps == 0 or done == t.num_steps:
-            summary = {**totals.summary(run.nsp), **throughput.measure(done)}
+        if done % log_every == 0 or done == plan.num_steps:
+            summary = {**totals.summary(task.train_summary), **throughput.measure(done)}
             summaries.update({f"train/{k}": v for k, v in summary.items()})
             reporter.scalars(done, "train", summary)
             totals.reset()
 
-    while step < t.num_steps:
+    while step < plan.num_steps:
         batch = sharding.to_global_batch(next(stream), run.feed)
         state, step_metrics = run.step_fn(state, batch)
         step += 1
+        stats = _batch_stats(task, batch)
         settle()  # the previous step's metrics
-        pending = (step, step_metrics)
+        pending = (step, step_metrics, stats)
         reporter.advance()
 
-        last = step == t.num_steps
-        eval_due = data.has_eval and (step % t.eval_every_steps == 0 or last)
+        last = step == plan.num_steps
+        eval_due = data.has_eval and (step % plan.eval_every_steps == 0 or last)
         preempted = ckpt is not None and ckpt.reached_preemption(step)
         save_due = ckpt is not None and (preempted or last or ckpt.should_save(step))
         if not (eval_due or save_due):
@@ -240,7 +213,7 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, f
         eval_summary, eval_error = None, None
         if eval_due:
             try:
-                eval_summary = evaluate(run.eval_fn, state.params, data, run.feed, run.nsp)
+                eval_summary = evaluate(run.eval_fn, state.params, task, run.feed)
             except Exception as e:  # re-raised below, once the step is saved
                 if ckpt is None:
                     raise
@@ -249,9 +222,10 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, f
             else:
                 summaries.update({f"eval/{k}": v for k, v in eval_summary.items()})
                 reporter.scalars(step, "eval", eval_summary)
-        if save_due:
-            position = pretrain_data.stream_state(stream, run.feed)
-            forced = preempted or last or eval_error is not None
+        if save_due or (eval_summary and ckpt is not None and ckpt.best is not None):
+            # With a main metric every evaluated step is saved: it may be the best one.
+            position = data.stream_state(stream)
+            forced = preempted or last or eval_error is not None or ckpt.best is not None
             if ckpt.save(step, state, position, eval_summary, force=forced):
                 last_saved = step
         if eval_error is not None:
@@ -264,13 +238,28 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> dict[str, f
             reporter.line(f"preempted: saved step {step}; run the same command to resume")
             break
     settle()
+    summaries.finished = step >= plan.num_steps
     return summaries
 
 
-def evaluate(eval_fn, params, data, feed, nsp: bool) -> dict[str, float]:
-    """MLM/NSP loss and accuracy over the held-out batches (all dispatched, then read)."""
-    sums = [eval_fn(params, sharding.to_global_batch(b, feed)) for b in data.evaluation()]
-    totals = metrics.Accumulator()
-    for values in jax.device_get(sums):
-        totals.add(values)
-    return totals.summary(nsp)
+def _batch_stats(task: Task, batch: dict) -> tuple[float, int, int]:
+    """(model FLOPs, sequences, tokens) of one global batch, from its shapes only."""
+    rows, length = batch["input_ids"].shape[0], batch["input_ids"].shape[-1]
+    positions = 1
+    for size in batch["input_ids"].shape[1:-1]:  # multiple choice: [B, C, L]
+        positions *= size
+    return task.step_flops(batch), rows, rows * positions * length
+
+
+def evaluate(eval_fn, params, task: Task, feed) -> dict[str, float]:
+    """The task's metrics on every evaluation split (each split's batches all dispatched, then
+    read). One split: its metric names; several: `split/metric`."""
+    results = {}
+    splits = task.data.evaluation()
+    for split, batches in splits.items():
+        outputs = [eval_fn(params, sharding.to_global_batch(b, feed)) for b in batches]
+        metrics = task.evaluate(split, jax.device_get(outputs))
+        if len(splits) == 1:
+            return metrics
+        results.update({f"{split}/{k}": v for k, v in metrics.items()})
+    return results

@@ -136,24 +136,36 @@ def warmup_stable_decay_schedule(peak, warmup_steps, num_steps, decay_fraction, 
     )
 
 
-def make_schedule(o, num_steps: int):
+def warmup_steps(o, num_steps: int) -> int:
+    """optimizer.warmup_fraction of the run's steps when set (fine-tuning: 10%), else
+    optimizer.warmup_steps."""
+    fraction = o.get("warmup_fraction", 0.0) or 0.0
+    if not 0.0 <= fraction <= 1.0:
+        raise UserError(f"optimizer.warmup_fraction {fraction} must be in [0, 1]")
+    if fraction:
+        return int(round(fraction * num_steps))
     if o.warmup_steps < 0 or o.warmup_steps > num_steps:
         raise UserError(
             f"optimizer.warmup_steps {o.warmup_steps} must be in [0, train.num_steps {num_steps}]"
         )
+    return int(o.warmup_steps)
+
+
+def make_schedule(o, num_steps: int):
+    warmup = warmup_steps(o, num_steps)
     if o.schedule == "linear":
         return bert_linear_schedule(
-            o.learning_rate, o.warmup_steps, num_steps, o.decay_power, o.end_learning_rate
+            o.learning_rate, warmup, num_steps, o.decay_power, o.end_learning_rate
         )
     if o.schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(
-            0.0, o.learning_rate, o.warmup_steps, num_steps, o.end_learning_rate
+            0.0, o.learning_rate, warmup, num_steps, o.end_learning_rate
         )
     if o.schedule == "wsd":
         if not 0.0 < o.decay_fraction <= 1.0:
             raise UserError(f"optimizer.decay_fraction {o.decay_fraction} must be in (0, 1]")
         return warmup_stable_decay_schedule(
-            o.learning_rate, o.warmup_steps, num_steps, o.decay_fraction, o.end_learning_rate
+            o.learning_rate, warmup, num_steps, o.decay_fraction, o.end_learning_rate
         )
     raise UserError(f"optimizer.schedule {o.schedule!r} is not one of linear, cosine, wsd")
 

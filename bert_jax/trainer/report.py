@@ -18,32 +18,39 @@ log = logging.getLogger("bert_jax.trainer.loop")
 
 class Throughput:
     """Sequences/s, tokens/s and model FLOP/s (MFU where the chip's peak is known) between two
-    `measure` calls. Time starts at the first `start` (after compilation), not at launch.
+    `measure` calls, from each step's own work (`add`), so batches of varying length (dynamic
+    padding) count what they computed. Time starts at the first step read (after compilation),
+    not at launch.
 
     MFU is against the chip's peak for the model's compute `dtype` (a float32 model against
     the float32 matmul peak), so it never looks low because the bfloat16 peak was assumed."""
 
-    def __init__(self, flops_per_step: float, batch_size: int, seq_length: int, dtype: str):
-        self.flops_per_step = flops_per_step
-        self.batch_size, self.seq_length = batch_size, seq_length
+    def __init__(self, dtype: str):
         self.devices = jax.device_count()
         kind = jax.devices()[0].device_kind
         self.peak = flops.peak_flops(kind, dtype, jax.config.jax_default_matmul_precision)
         self.kind = kind
         self._since: tuple[float, int] | None = None
+        self._work = [0.0, 0, 0]  # FLOPs, sequences, tokens since `_since`
 
     @property
     def running(self) -> bool:
         return self._since is not None
 
-    def start(self, step: int) -> None:
+    def add(self, step: int, step_flops: float, sequences: int, tokens: int) -> None:
+        """Step `step` is done. The first one starts the clock (its time held compilation)."""
         if self._since is None:
             self._since = (time.perf_counter(), step)
+            return
+        self._work[0] += step_flops
+        self._work[1] += sequences
+        self._work[2] += tokens
 
     def restart(self, step: int) -> None:
         """Count from here (after a pause the rate should not include)."""
         if self._since is not None:
             self._since = (time.perf_counter(), step)
+            self._work = [0.0, 0, 0]
 
     def measure(self, step: int) -> dict[str, float]:
         if self._since is None:
@@ -51,15 +58,15 @@ class Throughput:
         then, first = self._since
         now = time.perf_counter()
         steps, seconds = step - first, now - then
+        (work_flops, sequences, tokens), self._work = self._work, [0.0, 0, 0]
         self._since = (now, step)
         if steps <= 0 or seconds <= 0:
             return {}
-        per_second = steps / seconds
-        model_flops = self.flops_per_step * per_second
+        model_flops = work_flops / seconds
         out = {
-            "steps_per_second": per_second,
-            "sequences_per_second": per_second * self.batch_size,
-            "tokens_per_second": per_second * self.batch_size * self.seq_length,
+            "steps_per_second": steps / seconds,
+            "sequences_per_second": sequences / seconds,
+            "tokens_per_second": tokens / seconds,
         }
         if self.peak:
             out["tflops_per_device"] = model_flops / self.devices / 1e12

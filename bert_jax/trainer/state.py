@@ -38,15 +38,13 @@ class ShardedInit(NamedTuple):
     abstract: TrainState  # jax.ShapeDtypeStruct leaves carrying their .sharding
 
 
-def init_fn(model: nn.Module, tx, seed: int, seq_length: int, num_predictions: int):
-    """() -> TrainState: params from `seed`, optimizer state, and the dropout key."""
+def init_fn(task, tx, seed: int):
+    """() -> TrainState: the task model's params from `seed` (shapes from its example batch),
+    optimizer state, and the dropout key."""
 
     def init() -> TrainState:
         params_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(seed))
-        ids = jnp.zeros((1, seq_length), jnp.int32)
-        positions = jnp.zeros((1, num_predictions), jnp.int32)
-        variables = model.init({"params": params_rng}, ids, ids, ids, positions, True)
-        params = variables["params"]
+        params = task.init_params(params_rng, task.example_batch())
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,

@@ -1,38 +1,25 @@
-"""The pretraining step and the evaluation step: pure functions, jitted with explicit shardings.
+"""The training step and the evaluation step of any task: pure functions, jitted with explicit
+shardings. The task supplies the forward pass, the loss sums and their normalisers.
 
 train_step(state, batch) -> (state, metrics)
   dropout key = fold_in(state.rng, state.step) (then fold_in(., micro-batch index));
   with accum_steps = k > 1 the batch is cut into k micro-batches and a `lax.scan` runs forward +
   backward on one at a time, adding float32 gradients into one buffer: peak activation memory is
   that of one micro-batch. The loss of every micro-batch is divided by normalisers of the WHOLE
-  batch (real MLM predictions, sequences), so k micro-batches give exactly the gradient of the
-  k-times batch.
+  batch (the task's: real MLM predictions, real sequences, labelled tokens), so k micro-batches
+  give exactly the gradient of the k-times batch.
 """
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from bert_jax import sharding
-from bert_jax.tasks import pretraining_loss as losses
+from bert_jax.tasks.base import Task
 from bert_jax.trainer.state import TrainState
-
-
-def _forward_sums(model: nn.Module, params, batch: dict, rng, deterministic: bool) -> dict:
-    outputs = model.apply(
-        {"params": params},
-        batch["input_ids"],
-        batch["segment_ids"],
-        batch["input_mask"],
-        batch["mlm_positions"],
-        deterministic,
-        rngs=None if deterministic else {"dropout": rng},
-    )
-    return losses.pretraining_sums(outputs, batch)
 
 
 def split_micro_batches(batch: dict, k: int, mesh) -> dict:
@@ -47,9 +34,7 @@ def split_micro_batches(batch: dict, k: int, mesh) -> dict:
     return jax.tree.map(split, batch)
 
 
-def make_train_step(
-    model, tx, schedule, mesh, accum_steps: int = 1, nsp_weight: float = 1.0, param_shardings=None
-):
+def make_train_step(task: Task, tx, schedule, mesh, accum_steps: int = 1, param_shardings=None):
     """The pure step `(state, batch) -> (state, metrics)` (not jitted; see `jit_train_step`).
 
     `param_shardings` pins the gradient accumulator to the parameters' layout (under fsdp each
@@ -57,11 +42,11 @@ def make_train_step(
 
     def step(state: TrainState, batch: dict):
         rng = jax.random.fold_in(state.rng, state.step)
-        mlm_norm, nsp_norm = losses.normalisers(batch)
+        norms = task.normalisers(batch)
 
         def loss_fn(params, micro, micro_rng):
-            sums = _forward_sums(model, params, micro, micro_rng, deterministic=False)
-            return losses.pretraining_loss(sums, mlm_norm, nsp_norm, nsp_weight), sums
+            sums = task.loss_sums(task.apply(params, micro, micro_rng, False), micro)
+            return task.loss(sums, norms), sums
 
         grad_fn = jax.grad(loss_fn, has_aux=True)
         if accum_steps == 1:
@@ -77,7 +62,9 @@ def make_train_step(
             zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
             if param_shardings is not None:
                 zeros = jax.lax.with_sharding_constraint(zeros, param_shardings)
-            zero_sums = {key: jnp.zeros((), jnp.float32) for key in losses.SUM_KEYS}
+            first = jax.tree.map(lambda x: x[0], micro_batches)
+            sum_shapes = jax.eval_shape(lambda: grad_fn(state.params, first, rng)[1])
+            zero_sums = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), sum_shapes)
             (grads, sums), _ = jax.lax.scan(
                 accumulate, (zeros, zero_sums), (micro_batches, jnp.arange(accum_steps))
             )
@@ -87,7 +74,7 @@ def make_train_step(
         params = optax.apply_updates(state.params, updates)
         metrics = {
             **sums,
-            "loss": losses.pretraining_loss(sums, mlm_norm, nsp_norm, nsp_weight),
+            "loss": task.loss(sums, norms),
             "grad_norm": optax.global_norm(grads),
             "learning_rate": jnp.asarray(schedule(state.step), jnp.float32),
         }
@@ -97,11 +84,11 @@ def make_train_step(
     return step
 
 
-def make_eval_step(model):
-    """`(params, batch) -> sums`: deterministic forward, no dropout."""
+def make_eval_step(task: Task):
+    """`(params, batch) -> task.eval_outputs`: deterministic forward, no dropout."""
 
     def step(params, batch: dict) -> dict:
-        return _forward_sums(model, params, batch, None, deterministic=True)
+        return task.eval_outputs(task.apply(params, batch, None, True), batch)
 
     return step
 

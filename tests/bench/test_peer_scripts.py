@@ -60,3 +60,30 @@ def test_peer_step_labels_as_many_positions_as_bert_jax_predicts():
     ids, labels, nsp = peer_step.make_batch(4, 64)
     assert ids.shape == labels.shape == (4, 64) and nsp.shape == (4,)
     assert ((labels != -100).sum(axis=1) == peer_step.PREDICTIONS).all()
+
+
+def test_finetune_peer_counts_flops_as_bert_jax_at_the_same_padded_length():
+    import numpy as np
+
+    from bert_jax.bench import finetune
+    from bert_jax.bench.peers import peer_finetune
+    from bert_jax.model.config import BertConfig
+    from bert_jax.tasks.classification import SequenceClassificationTask
+    from bert_jax.trainer import flops
+
+    # all-MiniLM-L6-v2 (6 layers, hidden 384, mlp 1536), batch 32 padded to 64 tokens, written
+    # out: per token per layer 2 (4 H^2 + 2 H F) + 4 S H, pooler + 2-way classifier 2 (H^2 + 2H)
+    # per sequence, forward + backward = 3 x forward.
+    layers, hidden, mlp, batch, seq = 6, 384, 1536, 32, 64
+    per_token = layers * (2 * (4 * hidden**2 + 2 * hidden * mlp) + 4 * seq * hidden)
+    written = 3 * batch * (seq * per_token + 2 * (hidden**2 + 2 * hidden))
+    assert written == 134_111_969_280
+
+    config = BertConfig(**finetune.MINILM_SHAPE)
+    task = SequenceClassificationTask("glue/mrpc", config, 2, ("f1",), "f1", 128)
+    padded = {"input_ids": np.zeros((batch, seq), np.int32)}
+    assert task.step_flops(padded) == flops.train_flops(config, batch, seq, 0) == written
+    assert peer_finetune.model_flops(layers, hidden, mlp, batch, seq) == written
+    architecture = {"num_layers": layers, "hidden_size": hidden, "intermediate_size": mlp}
+    assert peer_finetune.batch_flops(architecture, padded) == written
+    assert task.num_labels == peer_finetune.NUM_LABELS

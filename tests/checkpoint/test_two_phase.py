@@ -17,6 +17,7 @@ from bert_jax.checkpoint import (
 from bert_jax.checkpoint import (
     restore as checkpoint_restore,
 )
+from bert_jax.tasks import pretraining
 from bert_jax.trainer import loop as train
 from configs import pretrain
 from tests.checkpoint import fixtures as fx
@@ -79,13 +80,8 @@ def start_of_phase2(phase1, workdir, **changes):
     """(state, data_state, source) exactly as `train_and_evaluate` starts phase 2."""
     config = config_of("tiny,phase2", {**PHASE2, "checkpoint.init_optimizer": True, **changes})
     config.init_from = str(phase1)
-    run = train.setup(config, str(workdir))
-    metadata = {
-        "model": run.model_config.to_dict(),
-        "vocab_fingerprint": run.data.vocab_fingerprint,
-        "scan_layers": run.model_config.scan_layers,
-    }
-    with checkpointing.Checkpointer(workdir, config.checkpoint, metadata) as ckpt:
+    run = train.setup(config, str(workdir), pretraining.build)
+    with train.checkpointer(run) as ckpt:
         return checkpointing.resume_or_init(
             ckpt, config, run.sharded.abstract, lambda: pytest.fail("must not init from scratch")
         )
@@ -130,7 +126,7 @@ def test_phase2_command_trains_from_phase1_with_a_fresh_data_position(phase1, tm
     assert cli.main([*argv, *flags(PHASE2), f"--config.init_from={phase1}"]) == 0
     out = "".join(capsys.readouterr())
     assert f"params and optimizer state of step {PHASE1_STEPS}, step reset to 0" in out, out
-    assert "global batch 16 x 64" in out
+    assert "seq 64" in out and "global batch 16 " in out
     root = workdir / "checkpoints"
     assert checkpoint_metadata.committed_steps(root) == [1, 2]
     assert checkpoint_metadata.read_data_state(root / "2") == {"step": 2}  # phase 2's batches only

@@ -46,8 +46,8 @@ def train(out_dir: str, steps: int, layout: str) -> None:
 
     from bert_jax import sharding
     from bert_jax.model.config import BertConfig
-    from bert_jax.model.heads import BertForPreTraining
     from bert_jax.tasks import pretraining_data as pretrain_data
+    from bert_jax.tasks.pretraining import PretrainingTask
     from bert_jax.trainer import optim
     from bert_jax.trainer import state as train_state
     from bert_jax.trainer import step as train_step
@@ -65,11 +65,11 @@ def train(out_dir: str, steps: int, layout: str) -> None:
     feed = sharding.host_feed(grid)
     schedule = optax.constant_schedule(1e-2)
     tx = optim.bert_adamw(schedule, weight_decay=0.01)
-    model = BertForPreTraining(config)
-    sharded = train_state.plan(train_state.init_fn(model, tx, 0, seq, predictions), grid)
+    task = PretrainingTask(config, seq, predictions)
+    sharded = train_state.plan(train_state.init_fn(task, tx, 0), grid)
     state = train_state.create(sharded)
     step = train_step.jit_train_step(
-        train_step.make_train_step(model, tx, schedule, grid, 1, 1.0, sharded.shardings.params),
+        train_step.make_train_step(task, tx, schedule, grid, 1, sharded.shardings.params),
         sharded.shardings,
         grid,
     )

@@ -7,6 +7,7 @@ import signal
 import ml_collections
 
 from bert_jax import sharding
+from bert_jax.tasks import pretraining
 from bert_jax.trainer import loop as train
 from configs import pretrain
 
@@ -35,7 +36,9 @@ def test_sigterm_saves_the_current_step_and_stops(tmp_path, monkeypatch):
         return to_global(host_batch, feed)
 
     monkeypatch.setattr(sharding, "to_global_batch", counting)
-    summaries = train.train_and_evaluate(tiny_config(num_steps=50), str(tmp_path))
+    summaries = train.train_and_evaluate(
+        tiny_config(num_steps=50), str(tmp_path), pretraining.build
+    )
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [3] and batches == 3
     assert "train/loss" not in summaries  # stopped long before the first log step (5)

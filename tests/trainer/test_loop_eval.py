@@ -9,6 +9,7 @@ import pytest
 from bert_jax import sharding
 from bert_jax.data.corpus_readers import CorpusSpec
 from bert_jax.data.prepare import PrepareOptions, prepare
+from bert_jax.tasks import pretraining
 from bert_jax.tasks import pretraining_data as pretrain_data
 from bert_jax.trainer import loop as train
 from configs import pretrain
@@ -55,7 +56,9 @@ def warnings(text: str) -> list[str]:
 
 
 def test_an_empty_eval_split_trains_without_evaluation_and_saves(shards, tmp_path, capsys):
-    summaries = train.train_and_evaluate(config(data_dir=str(shards)), str(tmp_path))
+    summaries = train.train_and_evaluate(
+        config(data_dir=str(shards)), str(tmp_path), pretraining.build
+    )
     assert saved_steps(tmp_path) == [2, 4]
     assert "train/loss" in summaries and not any(k.startswith("eval/") for k in summaries)
     (line,) = warnings(capsys.readouterr().err)
@@ -86,5 +89,5 @@ def test_a_failing_evaluation_still_saves_the_step_before_the_error(tmp_path, mo
         c.model.vocab_size = 128
         c.checkpoint.save_every_steps = 1000  # no save due at the evaluation of step 2
     with pytest.raises(RuntimeError, match="evaluation broke"):
-        train.train_and_evaluate(c, str(tmp_path))
+        train.train_and_evaluate(c, str(tmp_path), pretraining.build)
     assert saved_steps(tmp_path) == [2]

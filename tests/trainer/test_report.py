@@ -19,8 +19,12 @@ def h100(monkeypatch):
 
 @pytest.mark.parametrize("dtype, peak", [("float32", 495e12), ("bfloat16", 989e12)])
 def test_mfu_is_against_the_peak_of_the_compute_dtype(h100, dtype, peak):
-    throughput = train_report.Throughput(1e12, batch_size=8, seq_length=128, dtype=dtype)
-    throughput.start(0)
-    out = throughput.measure(10)  # 10 steps of 1 TFLOP in one second
+    throughput = train_report.Throughput(dtype)
+    throughput.add(0, 1e12, 8, 8 * 128)  # the first step read starts the clock, uncounted
+    for step in range(1, 11):  # 10 steps of 1 TFLOP in one second
+        throughput.add(step, 1e12, 8, 8 * 128)
+    out = throughput.measure(10)
     assert out["tflops_per_device"] == pytest.approx(10.0)
+    assert out["sequences_per_second"] == pytest.approx(80.0)
+    assert out["tokens_per_second"] == pytest.approx(80.0 * 128)
     assert out["mfu"] == pytest.approx(10e12 / peak)

@@ -16,7 +16,7 @@ import pytest
 from bert_jax import sharding
 from bert_jax.data import synthetic as synthetic_data
 from bert_jax.model.config import BertConfig
-from bert_jax.model.heads import BertForPreTraining
+from bert_jax.tasks.pretraining import PretrainingTask
 from bert_jax.trainer import optim
 from bert_jax.trainer import state as train_state
 from bert_jax.trainer import step as train_step
@@ -38,8 +38,8 @@ def run(config, sizes, accum=1, steps=STEPS):
     mesh = sharding.make_mesh(mesh_config(**sizes), devices)
     schedule = optax.constant_schedule(1e-2)
     tx = optim.bert_adamw(schedule, weight_decay=0.01)
-    model = BertForPreTraining(config)
-    sharded = train_state.plan(train_state.init_fn(model, tx, 0, SEQ, PREDICTIONS), mesh)
+    model = PretrainingTask(config, SEQ, PREDICTIONS)
+    sharded = train_state.plan(train_state.init_fn(model, tx, 0), mesh)
     # The same initial values on every mesh, placed without compiling an init per mesh
     # (sharded creation itself is tested in test_sharding.py).
     initial = state = jax.device_put(initial_state(config), sharded.shardings)
@@ -60,7 +60,7 @@ def run(config, sizes, accum=1, steps=STEPS):
 @functools.cache
 def initial_state(config):
     tx = optim.bert_adamw(optax.constant_schedule(1e-2), weight_decay=0.01)
-    init = train_state.init_fn(BertForPreTraining(config), tx, 0, SEQ, PREDICTIONS)
+    init = train_state.init_fn(PretrainingTask(config, SEQ, PREDICTIONS), tx, 0)
     return jax.device_get(jax.jit(lambda: nn.unbox(init()))())
 
 
@@ -103,8 +103,9 @@ def test_state_is_donated_and_stays_float32_under_bfloat16_compute():
     assert int(final.step) == STEPS
     # bf16 compute: the step's output state, worked out abstractly, keeps float32 everywhere.
     mesh = sharding.make_mesh(mesh_config(data=2, fsdp=2, tensor=2))
-    model, tx = BertForPreTraining(CONFIG.replace(dtype="bfloat16")), optim.bert_adamw(1e-3)
-    sharded = train_state.plan(train_state.init_fn(model, tx, 0, SEQ, PREDICTIONS), mesh)
+    model = PretrainingTask(CONFIG.replace(dtype="bfloat16"), SEQ, PREDICTIONS)
+    tx = optim.bert_adamw(1e-3)
+    sharded = train_state.plan(train_state.init_fn(model, tx, 0), mesh)
     host = synthetic_data.global_batch(0, 0, BATCH, SEQ, PREDICTIONS, CONFIG.vocab_size)
     step = train_step.make_train_step(model, tx, lambda s: 1e-3, mesh)
     with sharding.activate(mesh):
@@ -119,9 +120,10 @@ def test_accumulation_lowers_peak_memory():
     for the step shrinks with accum_steps (optax.MultiSteps over a full batch would not)."""
     mesh = sharding.make_mesh(mesh_config(data=1), jax.devices()[:1])
     config = NO_DROPOUT
-    model, batch, seq = BertForPreTraining(config), 32, 64
+    batch, seq = 32, 64
+    model = PretrainingTask(config, seq, PREDICTIONS)
     tx = optim.bert_adamw(1e-3)
-    sharded = train_state.plan(train_state.init_fn(model, tx, 0, seq, PREDICTIONS), mesh)
+    sharded = train_state.plan(train_state.init_fn(model, tx, 0), mesh)
     host = synthetic_data.global_batch(0, 0, batch, seq, PREDICTIONS, config.vocab_size)
     batch_spec = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.batch_sharding(mesh)),

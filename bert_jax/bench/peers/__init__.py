@@ -1,7 +1,8 @@
 """Peer benchmarks run beside our own, so a report can give ratios measured in the same run.
 
 The peers live as standalone scripts in this folder (`peer_step.py`: Hugging Face
-BertForPreTraining in PyTorch and Flax; `peer_masking.py`: keras-hub's masking layer in tf.data),
+BertForPreTraining in PyTorch and Flax; `peer_masking.py`: keras-hub's masking layer in tf.data;
+`peer_finetune.py`: BertForSequenceClassification in PyTorch on the batches bert-jax wrote),
 so anyone reproduces the README's figures from a checkout; `--peers_dir` points elsewhere. Each
 must run in its own virtual environment, never the project's: `--peer_python` names that
 environment's python. Each script prints one line per peer; `run_peer` turns those lines into
@@ -23,16 +24,26 @@ from bert_jax.errors import UserError
 # The folder of this package: the peer scripts ship with the project.
 PEERS_DIR = pathlib.Path(__file__).resolve().parent
 
-PEER_SCRIPTS = {"step": "peer_step.py", "masking": "peer_masking.py"}
+PEER_SCRIPTS = {
+    "step": "peer_step.py",
+    "masking": "peer_masking.py",
+    "finetune": "peer_finetune.py",
+}
 
 # The settings each peer script has built in: ours must match them for a fair ratio.
 PEER_FIXED = {
     "step": {"predictions": 20, "vocab": 30522, "dtype": "float32", "accum": 1},
     "masking": {"batch_size": 256, "max_seq_length": 128, "max_predictions": 20},
+    # The batches travel in a file; only the precision is the peer's own.
+    "finetune": {"dtype": "float32"},
 }
 
 # Per script: the figure compared, and whether a smaller value is faster.
-HEADLINE = {"step": ("s_per_step", True), "masking": ("seq_per_s", False)}
+HEADLINE = {
+    "step": ("s_per_step", True),
+    "masking": ("seq_per_s", False),
+    "finetune": ("seq_per_s", False),
+}
 
 _NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
 # One pattern per kind of printed line; the peer's name is the first word of the line.
@@ -43,6 +54,13 @@ _LINE_PATTERNS = {
         rf"(?:\s*min\s*(?P<min_s>{_NUMBER})\s*max\s*(?P<max_s>{_NUMBER}))?"
     ),
     "masking": re.compile(rf"^(?P<peer>\S+)[^:]*:\s*(?P<seq_per_s>{_NUMBER})\s*seq/s"),
+    "finetune": re.compile(
+        rf"^(?P<peer>\S+)[^:]*:\s*(?P<seq_per_s>{_NUMBER})\s*seq/s\s*"
+        rf"(?P<s_per_step>{_NUMBER})\s*s/step\s*"
+        rf"\(\s*(?P<gflops>{_NUMBER})\s*model GFLOP/s,\s*"
+        rf"(?P<gflop_per_step>{_NUMBER})\s*GFLOP/step\)"
+        rf"(?:\s*mean padded length\s*(?P<mean_length>{_NUMBER}))?"
+    ),
 }
 
 # Variables of the project's environment that would leak its packages into the peer's python.

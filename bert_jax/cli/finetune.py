@@ -1,0 +1,32 @@
+"""`bert-jax finetune --config=configs/glue.py:TASK --workdir=DIR --config.init_from=CHECKPOINT`
+
+Fine-tunes a pretrained encoder (a bert-jax run, a Hugging Face directory or a Google TF
+checkpoint) on a task, on the same trainer, mesh and checkpoints as pretraining: interrupted
+runs resume with the same command. At the end the best checkpoint (by the task's main metric)
+scores every dev split into WORKDIR/eval_results.json, writes the dev predictions beside it and,
+where the data has a test split, the submission files under WORKDIR/submission/.
+Multi-process flags: `bert_jax/cli/training.py`.
+"""
+
+from __future__ import annotations
+
+from bert_jax.cli import training
+
+PROG = "bert-jax finetune"
+
+
+def _glue():
+    from bert_jax.tasks import glue
+
+    return glue.build
+
+
+def main(argv: list[str]) -> int:
+    values, summaries = training.train(argv, PROG, _glue)
+    if summaries is None:
+        return 1
+    if summaries.finished:  # a preempted run writes its outputs when it is resumed and ends
+        from bert_jax.tasks import finetune_outputs
+
+        finetune_outputs.write_outputs(values.config, values.workdir)
+    return 0
