@@ -1,7 +1,7 @@
 """Start a model from pretrained weights: `load_encoder(source, target_params)`.
 
 One function for every source: a bert-jax checkpoint (workdir or step directory, read by
-`checkpointing.load_params`), a Hugging Face directory or a Google TF checkpoint (read by
+`restore.load_params`), a Hugging Face directory or a Google TF checkpoint (read by
 `bert_jax.interop.load.load_pretrained`). Weights are matched by name: every model keeps the
 encoder under `bert` (the pooler inside it when the model has one), so a fine-tuning model takes
 the pretrained encoder, keeps its own freshly initialised task head ("new") and leaves the
@@ -22,6 +22,7 @@ import numpy as np
 from flax import traverse_util
 
 from bert_jax.checkpoint import metadata as checkpoint_metadata
+from bert_jax.checkpoint import restore
 from bert_jax.errors import UserError
 from bert_jax.interop import layout
 
@@ -80,11 +81,9 @@ def read_source(source: str | os.PathLike) -> tuple[dict, str, str | None]:
     except UserError as e:
         raise UserError(f"init_from: {e}") from None
     if _is_bert_jax(source):
-        from bert_jax.checkpoint import manager as checkpointing
-
         root, step = checkpoint_metadata.resolve(source)
         fingerprint = checkpoint_metadata.read_metadata(root / str(step)).get("vocab_fingerprint")
-        _, params = checkpointing.load_params(source)
+        _, params = restore.load_params(source)
         return params, "bert-jax", fingerprint
     _, params, report = load.load_pretrained(source)
     return params, report.get("format", "pretrained"), None

@@ -44,7 +44,6 @@ from bert_jax import paths
 from bert_jax.checkpoint import metadata as layout
 from bert_jax.checkpoint import restore as checkpoint_restore
 from bert_jax.errors import UserError
-from bert_jax.model.config import BertConfig
 
 log = logging.getLogger(__name__)
 policies = ocp.checkpoint_managers
@@ -436,16 +435,3 @@ def restart_counts(state):
 
     opt_state = jax.tree_util.tree_map_with_path(reset, state.opt_state)
     return state.replace(step=zero(state.step), opt_state=opt_state)
-
-
-def load_params(path) -> tuple[BertConfig, dict]:
-    """(BertConfig, params) of a bert-jax checkpoint: a workdir (its latest step), its
-    `checkpoints/` directory, or one step directory. Params are host numpy arrays in the
-    layout the checkpoint was written with (`config.scan_layers` says which)."""
-    root, step = layout.resolve(path)
-    step_dir = root / str(step)
-    metadata = layout.read_metadata(step_dir)
-    if "model" not in metadata:
-        raise UserError(f"{step_dir}: metadata has no model config")
-    config = BertConfig.from_dict(metadata["model"])
-    return config, checkpoint_restore.read_params(step_dir)

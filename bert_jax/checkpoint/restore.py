@@ -20,6 +20,7 @@ import orbax.checkpoint as ocp
 from bert_jax import paths
 from bert_jax.checkpoint import metadata as layout
 from bert_jax.errors import UserError
+from bert_jax.model.config import BertConfig
 
 _SHOWN = 6  # names listed in an error before "... and N more"
 
@@ -227,3 +228,16 @@ def read_arrays(step_dir: paths.Path, subtree: str | None = None):
 def read_params(step_dir: paths.Path) -> dict:
     """The `params` subtree of one step's state as host numpy arrays (no device placement)."""
     return read_arrays(step_dir, "params")
+
+
+def load_params(path) -> tuple[BertConfig, dict]:
+    """(BertConfig, params) of a bert-jax checkpoint: a workdir (its latest step), its
+    `checkpoints/` directory, or one step directory. Params are host numpy arrays in the
+    layout the checkpoint was written with (`config.scan_layers` says which)."""
+    root, step = layout.resolve(path)
+    step_dir = root / str(step)
+    metadata = layout.read_metadata(step_dir)
+    if "model" not in metadata:
+        raise UserError(f"{step_dir}: metadata has no model config")
+    config = BertConfig.from_dict(metadata["model"])
+    return config, read_params(step_dir)

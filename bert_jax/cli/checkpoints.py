@@ -122,7 +122,6 @@ def export(
     labels: list[str] | None = None,
 ) -> dict:
     """Write `step` as a Hugging Face directory through the interop exporter."""
-    from bert_jax.checkpoint import manager as checkpointing
     from bert_jax.interop import hf, hf_tokenizer, tasks
 
     if step not in layout.committed_steps(root):
@@ -136,14 +135,18 @@ def export(
     if taken:
         raise UserError(f"{to} already holds a model; export to a new directory")
     metadata = layout.read_metadata(root / str(step))
-    stored_task = metadata.get("task") or {}
+    # Fine-tuned runs record their model's kind and labels; pretraining runs need no task.
+    stored_kind = metadata.get("model_kind")
+    stored_kind = None if stored_kind == "pretraining" else stored_kind
     vocab = vocab or layout.run_vocab(metadata, root)
     lowercase = None
     if vocab is not None:
         lowercase = hf_tokenizer.trained_casing(vocab, metadata.get("vocab_fingerprint"))
-    config, params = checkpointing.load_params(root / str(step))
-    task = task or stored_task.get("kind") or tasks.detect(params)
-    labels = labels or stored_task.get("labels")
+    from bert_jax.checkpoint import restore as checkpoint_restore
+
+    config, params = checkpoint_restore.load_params(root / str(step))
+    task = task or stored_kind or tasks.detect(params)
+    labels = labels or metadata.get("labels")
     if task is None and "classifier" in params:
         raise UserError(
             "the params have a classifier head: pass --task=classification or "

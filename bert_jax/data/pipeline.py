@@ -410,10 +410,3 @@ def gather_process_states(state: dict) -> dict:
     rows = np.asarray(multihost_utils.process_allgather(buffer)).reshape(-1, _STATE_BYTES)
     states = [json.loads(bytes(row).rstrip(b"\0")) for row in rows]
     return {"version": STATE_VERSION, "process_count": len(states), "processes": states}
-
-
-def eval_batches(config: PretrainDataConfig, tokens: SpecialTokens, global_batch_size: int, **kw):
-    """The held-out eval set; see `bert_jax.data.eval_data.eval_batches`."""
-    from bert_jax.data import eval_data
-
-    return eval_data.eval_batches(config, tokens, global_batch_size, **kw)

@@ -2,7 +2,7 @@
 
 Recognised, in this order: a Hugging Face directory (`config.json` + weights), a Google TF1
 checkpoint (a prefix like `.../bert_model.ckpt`, or its directory, with `bert_config.json`),
-and a bert-jax Orbax checkpoint (read by `bert_jax.checkpoint.manager.load_params`).
+and a bert-jax Orbax checkpoint (read by `bert_jax.checkpoint.restore.load_params`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bert_jax.model.config import BertConfig
 def _checkpointing():
     """The Orbax reader, or None where this build has no `bert_jax.checkpoint.manager`."""
     try:
-        module = importlib.import_module("bert_jax.checkpoint.manager")
+        module = importlib.import_module("bert_jax.checkpoint.restore")
     except ImportError:
         return None
     return module if hasattr(module, "load_params") else None

@@ -67,6 +67,7 @@ class Task(abc.ABC):
     """One training job's model, batches, loss and metrics. See the module docstring."""
 
     name: str  # "pretraining", "glue/mrpc", ...
+    model_kind: str  # the model's kind in `bert_jax.model.heads.TASK_MODELS` (export uses it)
     model_config: BertConfig
     model: nn.Module
     data: TaskData
@@ -141,6 +142,7 @@ class Task(abc.ABC):
         """What every checkpoint of this task records beside the state."""
         return {
             "task": self.name,
+            "model_kind": self.model_kind,
             "model": self.model_config.to_dict(),
             "scan_layers": self.model_config.scan_layers,
         }

@@ -61,6 +61,8 @@ class SequenceClassificationTask(Task):
     """`num_labels` classes (1: regression), scored by `metric_names`; the best checkpoint is
     chosen by `main_metric` (a key of the evaluation results)."""
 
+    model_kind = "classification"
+
     def __init__(
         self,
         name: str,

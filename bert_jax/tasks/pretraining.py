@@ -42,6 +42,7 @@ class PretrainingTask(Task):
     MLM-only data). `data` is None where only the model and the loss are needed (benchmarks)."""
 
     name = "pretraining"
+    model_kind = "pretraining"
     init_encoder_only = False  # continuing pretraining takes the MLM/NSP heads as well
 
     def __init__(

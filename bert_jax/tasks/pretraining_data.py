@@ -115,7 +115,7 @@ def open_data(config, eval_batch_size: int, feed, workdir=None, warn=print) -> P
             "data.data_dir is empty: set --config.data.data_dir=DIR (shards from `bert-jax "
             "prepare`) or --config.data.synthetic=True"
         )
-    from bert_jax.data import pipeline
+    from bert_jax.data import eval_data, pipeline
 
     data_cfg = _data_config(data)
     tokens, fingerprint = _tokens(data)
@@ -131,7 +131,7 @@ def open_data(config, eval_batch_size: int, feed, workdir=None, warn=print) -> P
     def evaluation():
         nonlocal eval_set
         if eval_set is None:
-            eval_set = pipeline.eval_batches(data_cfg, tokens, eval_batch_size, **streams)
+            eval_set = eval_data.eval_batches(data_cfg, tokens, eval_batch_size, **streams)
         return itertools.islice(eval_set, train_cfg.eval_batches)
 
     has_eval = train_cfg.eval_batches > 0 and _holds_eval_examples(data.data_dir, evaluation, warn)

@@ -22,6 +22,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from bert_jax.checkpoint import manager as checkpointing
+from bert_jax.checkpoint import restore as checkpoint_restore
 from bert_jax.errors import UserError
 from tests.checkpoint import fixtures as fx
 
@@ -246,7 +247,7 @@ def test_restore_written_by_one_process_in_two_processes(tmp_path, model):
 def test_load_params_gives_host_arrays_and_the_config(tmp_path, model, state8):
     workdir = saved_workdir(tmp_path, state8, step=4)
     for path in (workdir, workdir / "checkpoints", workdir / "checkpoints" / "4"):
-        config, params = checkpointing.load_params(path)
+        config, params = checkpoint_restore.load_params(path)
         assert config == fx.TINY
         assert all(isinstance(x, np.ndarray) for x in jax.tree.leaves(params))
         assert_trees_equal(params, state8.params)
@@ -364,10 +365,10 @@ def test_missing_paths_are_errors_and_a_failed_start_writes_nothing(tmp_path):
             checkpointing.resume_or_init(ckpt, config, None, lambda: fx_state_stub())
     assert not workdir.exists()
     with pytest.raises(UserError, match="does not exist"):
-        checkpointing.load_params(tmp_path / "nope")
+        checkpoint_restore.load_params(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no bert-jax checkpoint"):
-        checkpointing.load_params(tmp_path / "empty")
+        checkpoint_restore.load_params(tmp_path / "empty")
 
 
 def fx_state_stub():

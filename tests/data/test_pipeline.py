@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from bert_jax.data import pipeline
+from bert_jax.data import eval_data, pipeline
 from bert_jax.data.pretrain_config import PretrainDataConfig
 from bert_jax.errors import UserError
 from tests.data import synthetic_shards as synthetic
@@ -204,9 +204,9 @@ def test_state_for_another_process_count_is_refused(data_dir):
 
 def test_eval_set_is_fixed_finite_padded_and_independent_of_process_count(data_dir):
     cfg = config(data_dir)
-    once = list(pipeline.eval_batches(cfg, TOKENS, 16, process_index=0, process_count=1))
+    once = list(eval_data.eval_batches(cfg, TOKENS, 16, process_index=0, process_count=1))
     again = list(
-        pipeline.eval_batches(
+        eval_data.eval_batches(
             config(data_dir, seed=99, shuffle_buffer=7),
             TOKENS,
             16,
@@ -226,7 +226,7 @@ def test_eval_set_is_fixed_finite_padded_and_independent_of_process_count(data_d
     assert not last["input_mask"][pad].any() and not last["mlm_weights"][pad].any()
     # Two processes together hold exactly the rows of one.
     halves = [
-        list(pipeline.eval_batches(cfg, TOKENS, 16, process_index=i, process_count=2))
+        list(eval_data.eval_batches(cfg, TOKENS, 16, process_index=i, process_count=2))
         for i in range(2)
     ]
     for whole, first, second in zip(once, *halves, strict=True):

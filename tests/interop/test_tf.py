@@ -78,3 +78,26 @@ def test_tf_shape_mismatch_names_the_variable(google_checkpoint, tmp_path):
         "bert/encoder/layer_0/intermediate/dense/kernel has shape (64, 128), config wants (64, 256)"
         in str(e.value)
     )
+
+
+def test_fine_tuning_reads_a_google_checkpoints_architecture_and_vocab(google_checkpoint, tmp_path):
+    """`finetune --config.init_from=TF_DIR`: the architecture from bert_config.json and the
+    vocab.txt beside the checkpoint; the encoder loads, the classifier is new."""
+    from bert_jax.checkpoint import init_from, source
+
+    vocab = google_checkpoint / "vocab.txt"
+    words = [f"w{i}" for i in range(TINY["vocab_size"] - 5)]
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    described = source.describe(google_checkpoint)
+    assert described.format == "tf" and described.vocab == str(vocab)
+    assert described.config == from_json_dict(TINY)
+
+    from bert_jax.tasks.classification import SequenceClassificationTask
+
+    task = SequenceClassificationTask("glue/mrpc", described.config, 2, ("f1",), "f1", 16)
+    target = task.init_params(jax.random.PRNGKey(0), task.example_batch())
+    _, report = init_from.load_encoder(google_checkpoint, target, encoder_only=True)
+    assert report.format == "tf" and report.new == ["classifier/bias", "classifier/kernel"]
+    assert "mlm_output_bias" in report.dropped and not [
+        n for n in report.loaded if not n.startswith("bert/")
+    ]

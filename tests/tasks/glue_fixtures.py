@@ -86,7 +86,7 @@ def finetune_config(checkpoint, data_dir, **overrides):
     config.init_from = str(checkpoint)
     config.data.data_dir = str(data_dir)
     config.data.max_seq_length = 32
-    config.data.pad_multiple = 16
+    config.data.pad_multiple = 32  # one shape: one compilation per step function
     config.train.batch_size = 8
     config.train.eval_batch_size = 8
     config.train.num_epochs = 2.0

@@ -17,6 +17,7 @@ import types
 import numpy as np
 import pytest
 
+from bert_jax import main as cli
 from bert_jax.errors import UserError
 from bert_jax.tasks import finetune_outputs
 from bert_jax.tasks.classification import Predictions
@@ -153,3 +154,26 @@ def test_epoch_is_null_without_the_training_file(run, tmp_path):
 
     opened = finetune_run.open_run(run, data_dir=str(missing))
     assert finetune_outputs.steps_per_epoch(opened) is None
+
+
+def test_a_fine_tuned_run_exports_to_transformers_with_its_labels(tmp_path_factory, tmp_path):
+    """`bert-jax checkpoints --export` of a GLUE run: a BertForSequenceClassification with the
+    run's label names whose logits are the run's own dev predictions."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    workdir = finetuned_copy(tmp_path_factory, "export")
+    best = json.loads((workdir / "eval_results.json").read_text())["step"]
+    out = tmp_path / "hf"
+    assert cli.main(["checkpoints", str(workdir), f"--export={best}", f"--to={out}"]) == 0
+    model = transformers.BertForSequenceClassification.from_pretrained(out).eval()
+    assert model.config.id2label == {0: "0", 1: "1"}
+    tokenizer = transformers.BertTokenizer.from_pretrained(out)
+    rows = read_tsv(workdir / "predictions_dev.tsv")
+    dev = read_tsv(data_dir(workdir) / "MRPC" / "dev.tsv")
+    for row in rows[:5]:
+        example = dev[int(row["index"])]
+        encoded = tokenizer(example["#1 String"], example["#2 String"], return_tensors="pt")
+        with torch.no_grad():
+            probabilities = model(**encoded).logits.softmax(-1)[0].numpy()
+        expected = [float(row["probability_0"]), float(row["probability_1"])]
+        np.testing.assert_allclose(probabilities, expected, atol=1e-4)

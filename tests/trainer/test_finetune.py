@@ -1,6 +1,7 @@
 """Fine-tuning on the shared trainer (tiny GLUE world, tests/tasks/glue_fixtures.py): the step
 on a data x fsdp x tensor mesh equals one device; evaluation does not depend on the batch size;
-SIGTERM mid-run resumes to the same parameters, bit for bit, as an uninterrupted run."""
+a run loads the encoder, starts a new head and keeps its best checkpoint; SIGTERM mid-run
+resumes to the same parameters, bit for bit, as an uninterrupted run."""
 
 import os
 import signal
@@ -11,6 +12,7 @@ import pytest
 
 from bert_jax import sharding
 from bert_jax.checkpoint import manager as checkpointing
+from bert_jax.checkpoint import restore
 from bert_jax.tasks import glue
 from bert_jax.trainer import loop
 from bert_jax.trainer import state as train_state
@@ -25,17 +27,6 @@ def tiny(tmp_path_factory):
 
 def build(config, feed=None, eval_batch_size=8):
     return glue.build(config, None, feed, eval_batch_size, warn=print)
-
-
-def test_the_run_reports_a_new_head_and_a_loaded_encoder(tiny, tmp_path, capsys):
-    summaries = loop.train_and_evaluate(world.finetune_config(*tiny), str(tmp_path), glue.build)
-    out = capsys.readouterr().out
-    # The encoder (and pooler) loaded; the MLM/NSP heads dropped; the classifier new.
-    assert "loaded 39, new 2, dropped 7 (new: classifier/bias, classifier/kernel)" in out, out
-    assert {"eval/f1", "eval/accuracy", "train/loss"} <= set(summaries)
-    # The best checkpoint (by F1) is kept besides the last.
-    ckpt = checkpointing.Checkpointer(tmp_path, None, {}, checkpointing.Best("f1"))
-    assert ckpt.best_step() in ckpt.all_steps() and 12 in ckpt.all_steps()
 
 
 def _steps(config, mesh_sizes, steps=3):
@@ -94,9 +85,20 @@ def test_dev_metrics_do_not_depend_on_the_batch_size(tiny):
     assert eight["accuracy"] * 21 == pytest.approx(round(eight["accuracy"] * 21))
 
 
-def test_sigterm_mid_finetune_resumes_bit_exact(tiny, tmp_path, monkeypatch):
+def test_sigterm_mid_finetune_resumes_bit_exact(tiny, tmp_path, monkeypatch, capsys):
     config = world.finetune_config(*tiny)
-    loop.train_and_evaluate(config, str(tmp_path / "straight"), glue.build)
+    summaries = loop.train_and_evaluate(config, str(tmp_path / "straight"), glue.build)
+    out = capsys.readouterr().out
+    # The encoder (and pooler) loaded; the MLM/NSP heads dropped; the classifier new.
+    assert "loaded 39, new 2, dropped 7 (new: classifier/bias, classifier/kernel)" in out, out
+    assert {"eval/f1", "eval/accuracy", "train/loss"} <= set(summaries) and summaries.finished
+    # The best checkpoint (by F1) is kept besides the last.
+    best = checkpointing.Best("f1")
+    assert checkpointing.best_step(tmp_path / "straight" / "checkpoints", best) is not None
+    kept = checkpointing.Checkpointer(tmp_path / "straight", None, {}).all_steps()
+    assert (
+        12 in kept and checkpointing.best_step(tmp_path / "straight" / "checkpoints", best) in kept
+    )
 
     batches = 0
     to_global = sharding.to_global_batch
@@ -116,7 +118,7 @@ def test_sigterm_mid_finetune_resumes_bit_exact(tiny, tmp_path, monkeypatch):
     assert checkpointing.Checkpointer(tmp_path / "resumed", None, {}).latest_step() == 7
     loop.train_and_evaluate(config, str(tmp_path / "resumed"), glue.build)
 
-    _, straight = checkpointing.load_params(str(tmp_path / "straight"))
-    _, resumed = checkpointing.load_params(str(tmp_path / "resumed"))
+    _, straight = restore.load_params(str(tmp_path / "straight"))
+    _, resumed = restore.load_params(str(tmp_path / "resumed"))
     for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
