@@ -200,9 +200,10 @@ def read_arrays(step_dir: paths.Path, subtree: str | None = None):
     state_dir = step_dir / layout.STATE_ITEM
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     try:
-        stored = checkpointer.metadata(state_dir)
-        tree = getattr(stored, "item_metadata", stored)
-        tree = getattr(tree, "tree", tree)
+        # The handler's own metadata: the tree's shapes and dtypes. (The Checkpointer's would
+        # also look for a step metadata file inside the item and warn that there is none.)
+        stored = ocp.PyTreeCheckpointHandler().metadata(state_dir)
+        tree = getattr(stored, "tree", stored)
         if subtree is not None:
             if not isinstance(tree, dict) or subtree not in tree:
                 raise UserError(f"{state_dir}: no {subtree} in the stored state")

@@ -224,5 +224,5 @@ class GlueFinetune(SequenceClassificationTask):
             "vocab": paths.absolute(self.tokenizer.path),
             "lowercase": self.tokenizer.lowercase,
             "labels": list(self.spec.labels) if self.spec.labels else None,
-            "init_from": self.source.path if self.source else None,
+            "init_from": paths.absolute(self.source.path) if self.source else None,
         }

@@ -29,7 +29,7 @@ def build(config, feed=None, eval_batch_size=8):
     return glue.build(config, None, feed, eval_batch_size, warn=print)
 
 
-def _steps(config, mesh_sizes, steps=3):
+def _steps(config, mesh_sizes, steps=2):
     """Losses and params after `steps` fine-tuning steps on a mesh of `mesh_sizes`."""
     task = build(config)
     devices = jax.devices()[: int(np.prod(list(mesh_sizes.values())))]
