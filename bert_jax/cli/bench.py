@@ -12,6 +12,7 @@ BENCHMARKS = {
     "step": "train-step time and model FLOP/s, MLM on masked and on all positions; HF peers",
     "checkpoint": "time the loop is blocked by an async save, and the write rate",
     "finetune": "MRPC fine-tuning seq/s and model FLOP/s; HF PyTorch on the same batches",
+    "squad_decode": "SQuAD post-processing of the full dev set from saved logits (questions/s)",
 }
 
 

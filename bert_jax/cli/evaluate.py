@@ -1,4 +1,9 @@
 """`bert-jax evaluate --workdir=DIR [--split=dev|test|SPLIT] [--step=N] [--data_dir=D] [--json]`
+`bert-jax evaluate --task=TASK --gold=PATH --predictions=PATH [--na_probs=PATH] [--json]`
+
+The second form scores a predictions file against gold data as the task's official script does,
+without a model (`bert_jax/tasks/score_files.py`): TASK is squad_v1.1, squad_v2.0, conll2003
+or glue/TASK; `--json` ends with one JSON object of the official key names.
 
 Re-scores a fine-tuned run: the task, model, vocabulary and data settings come from the run's
 checkpoint metadata; the params of its best step (by the task's main metric; `--step` for
@@ -21,7 +26,16 @@ PROG = "bert-jax evaluate"
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Re-score a fine-tuned run.")
-    p.add_argument("--workdir", required=True, help="the fine-tuning run's workdir")
+    p.add_argument("--workdir", help="the fine-tuning run's workdir")
+    p.add_argument(
+        "--task", help="score files without a model: squad_v1.1, squad_v2.0, conll2003, glue/TASK"
+    )
+    p.add_argument("--gold", help="with --task: the gold data (official JSON, CoNLL file, TSV)")
+    p.add_argument("--predictions", help="with --task: the predictions file to score")
+    p.add_argument("--na_probs", help="with --task=squad_v2.0: null_odds.json (optional)")
+    p.add_argument(
+        "--articles", default="", help="with --task=squad_*: a slice of the gold articles (-10:)"
+    )
     p.add_argument(
         "--split",
         default="dev",
@@ -34,8 +48,53 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def score_files(args) -> int:
+    """The `--task --gold --predictions` form: no model, no JAX."""
+    from bert_jax.errors import UserError
+    from bert_jax.tasks import score_files as scoring
+
+    if not (args.gold and args.predictions):
+        raise UserError("--task needs --gold=PATH and --predictions=PATH")
+    scored = scoring.score(args.task, args.gold, args.predictions, args.na_probs, args.articles)
+    for kind, ids in (("missing", scored.missing), ("extra", scored.extra)):
+        if ids:
+            shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
+            print(f"{len(ids)} {kind} predictions: {shown}")
+    if scored.note:
+        print(scored.note)
+    print(f"{args.task}: " + " ".join(f"{k} {v:.4f}" for k, v in scored.metrics.items()))
+    if args.json:
+        print(json.dumps(scored.metrics))
+    return 0
+
+
+def other_task(args, task: str) -> int:
+    """SQuAD, NER and SWAG runs: every evaluation split re-scored, the outputs rewritten."""
+    import jax
+
+    from bert_jax.errors import UserError
+    from bert_jax.tasks import task_outputs
+
+    if args.split != "dev":
+        raise UserError(f"--split is for GLUE runs; {task} evaluates its own splits")
+    content = task_outputs.write_outputs(None, args.workdir, step=args.step, data_dir=args.data_dir)
+    if args.json and jax.process_index() == 0:
+        print(json.dumps(content))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from bert_jax.errors import UserError
+
+    if args.task:
+        if args.workdir:
+            raise UserError("give either --workdir (a run) or --task with --gold/--predictions")
+        return score_files(args)
+    if not args.workdir:
+        raise UserError(
+            "--workdir=DIR (re-score a run) or --task=TASK --gold=PATH --predictions=PATH"
+        )
 
     from bert_jax import distributed
 
@@ -44,8 +103,11 @@ def main(argv: list[str]) -> int:
 
     import jax
 
-    from bert_jax.tasks import finetune_outputs, finetune_run
+    from bert_jax.tasks import finetune_outputs, finetune_run, registry, task_run
 
+    _, _, stored = task_run.run_config(args.workdir)
+    if registry.family(stored.task) != "glue":
+        return other_task(args, stored.task)
     # An unknown split fails before any params are read.
     finetune_outputs.targets(finetune_run.run_info(args.workdir).spec, args.split)
     run = finetune_run.open_run(args.workdir, data_dir=args.data_dir, step=args.step)

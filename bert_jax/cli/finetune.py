@@ -15,18 +15,25 @@ from bert_jax.cli import training
 PROG = "bert-jax finetune"
 
 
-def _glue():
-    from bert_jax.tasks import glue
+def _builder():
+    from bert_jax.tasks import registry
 
-    return glue.build
+    return registry.build
 
 
 def main(argv: list[str]) -> int:
-    values, summaries = training.train(argv, PROG, _glue)
+    values, summaries = training.train(argv, PROG, _builder)
     if summaries is None:
         return 1
     if summaries.finished:  # a preempted run writes its outputs when it is resumed and ends
-        from bert_jax.tasks import finetune_outputs
+        from bert_jax.tasks import registry
 
-        finetune_outputs.write_outputs(values.config, values.workdir)
+        if registry.family(values.config.task) == "glue":
+            from bert_jax.tasks import finetune_outputs
+
+            finetune_outputs.write_outputs(values.config, values.workdir)
+        else:
+            from bert_jax.tasks import task_outputs
+
+            task_outputs.write_outputs(values.config, values.workdir)
     return 0

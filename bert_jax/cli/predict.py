@@ -1,6 +1,8 @@
 """`bert-jax predict --workdir=DIR [--step=N] < lines`
 
-Predicts with a fine-tuned GLUE run (its best checkpoint, or `--step`). Each stdin line (UTF-8)
+Predicts with a fine-tuned run (its best checkpoint, or `--step`). SQuAD runs read
+`question<TAB>context` lines and CoNLL-2003 runs plain sentences (`bert_jax/tasks/predict_lines.py`
+shows what they print); GLUE runs as follows. Each stdin line (UTF-8)
 is one example: a text for a single-sentence task (CoLA, SST-2), two texts separated by one TAB
 for a pair task (MRPC, STS-B, MNLI, ...). Prints one JSON object a line, in the input order:
 
@@ -74,6 +76,20 @@ def rows(spec, predictions) -> list[dict]:
     return out
 
 
+def predict_other(args, family: str, task: str, stdin, stdout) -> int:
+    """SQuAD answers and CoNLL-2003 tags (`bert_jax/tasks/predict_lines.py`)."""
+    from bert_jax.tasks import predict_lines, task_run
+
+    if family not in predict_lines.PREDICTORS:
+        raise UserError(f"bert-jax predict does not handle {task} runs")
+    run = task_run.open_task_run(args.workdir, step=args.step)
+    predictor = predict_lines.PREDICTORS[family]
+    for chunk in chunks(stdin, args.chunk):
+        stdout.write("".join(json.dumps(row) + "\n" for row in predictor(run, chunk)))
+        stdout.flush()
+    return 0
+
+
 def main(argv: list[str], stdin=None, stdout=None) -> int:
     args = _parser().parse_args(argv)
     if args.chunk < 1:
@@ -81,9 +97,13 @@ def main(argv: list[str], stdin=None, stdout=None) -> int:
     stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout
 
-    from bert_jax.tasks import finetune_run
+    from bert_jax.tasks import finetune_run, registry, task_run
     from bert_jax.tasks.glue_readers import Example
 
+    _, _, stored = task_run.run_config(args.workdir)
+    family = registry.family(stored.task)
+    if family != "glue":
+        return predict_other(args, family, stored.task, stdin, stdout)
     run = finetune_run.open_run(args.workdir, step=args.step)
     spec = run.spec
     pairs = spec.test_columns.text_b is not None

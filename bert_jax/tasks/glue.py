@@ -65,6 +65,15 @@ def check_vocabulary(tokenizer, model: BertConfig, source) -> None:
         )
 
 
+def note_other_task(source, task: str, warn) -> None:
+    """Say so when the checkpoint was fine-tuned for another task: its head is not used."""
+    if source and source.task and source.task not in ("pretraining", task):
+        warn(
+            f"note: {source.path} was fine-tuned for {source.task}: its head is dropped, "
+            f"a new {task.split('/')[-1]} head is trained"
+        )
+
+
 def read_examples(task: GlueTask, data, split: str, warn):
     """A split's examples from the TSV files or TFDS; skipped rows reported in one line."""
     if data.tfds:
@@ -162,11 +171,7 @@ def build(config, workdir, feed, eval_batch_size: int, warn) -> SequenceClassifi
     """The trainer's task for a GLUE config: checkpoint, tokenizer, data, step plan."""
     task = spec(config)
     source = checkpoint_source.describe(config.init_from) if config.init_from else None
-    if source and source.task and source.task not in ("pretraining", f"glue/{task.name}"):
-        warn(
-            f"note: {source.path} was fine-tuned for {source.task}: its head is dropped, "
-            f"a new {task.name} head is trained"
-        )
+    note_other_task(source, f"glue/{task.name}", warn)
     architecture = model_config(config.model, source)
     tokenizer = load_tokenizer(config, source)
     check_vocabulary(tokenizer, architecture, source)

@@ -42,7 +42,8 @@ def make_batch(features: Features, rows: np.ndarray, size: int, multiple: int, m
         input_ids[i, :n] = features.input_ids[r]
         segment_ids[i, :n] = features.segment_ids[r]
         input_mask[i, :n] = 1
-    labels = np.zeros((size,), features.labels.dtype)
+    # One label (or score) per row, or a fixed-size vector of them (SQuAD: start and end).
+    labels = np.zeros((size, *features.labels.shape[1:]), features.labels.dtype)
     labels[: len(rows)] = np.nan_to_num(features.labels[rows]) if len(rows) else 0
     weights = np.zeros((size,), np.float32)
     weights[: len(rows)] = 1.0

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import sentencepiece as spm
+from sentencepiece import sentencepiece_pb2
 
 from bert_jax import paths
 from bert_jax.errors import UserError
@@ -79,6 +80,28 @@ class SentencePieceTokenizer(Tokenizer):
             list(ids) for ids in self._sp.encode(list(texts), out_type=int, num_threads=threads)
         ]
 
+    def encode_batch_with_offsets(
+        self, texts: list[str], split_special_tokens: bool = False
+    ) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        texts = list(texts)
+        threads = 1 if _parallelism_off() else -1
+        # Each piece's begin/end are UTF-8 byte offsets into the original text (SentencePiece
+        # tracks its normalization); they become character offsets here. Serialized protos,
+        # parsed here, are the form every sentencepiece >= 0.2 returns.
+        protos = self._sp.encode(texts, out_type="serialized_proto", num_threads=threads)
+        out = []
+        for text, proto in zip(texts, protos, strict=True):
+            pieces = sentencepiece_pb2.SentencePieceText.FromString(proto).pieces
+            char_of_byte = _char_of_byte(text)
+            ids, offsets = [], []
+            for piece in pieces:
+                ids.append(piece.id)
+                offsets.append(
+                    _trim_whitespace(text, char_of_byte[piece.begin], char_of_byte[piece.end])
+                )
+            out.append((ids, offsets))
+        return out
+
     def encode_with_word_ids(self, text: str) -> tuple[list[int], list[int]]:
         ids = self.encode(text)
         # Surface pieces (unknown characters keep their text here), to see where words begin.
@@ -121,6 +144,26 @@ class SentencePieceTokenizer(Tokenizer):
             if i is not None:
                 parts.append(self._pieces[i])
         return " ".join(parts)
+
+
+def _char_of_byte(text: str) -> np.ndarray:
+    """int64 [len(utf8) + 1]: the index of the character at each UTF-8 byte offset of `text`
+    (offsets inside a character give the next character)."""
+    if text.isascii():
+        return np.arange(len(text) + 1)
+    sizes = np.fromiter((len(char.encode("utf-8")) for char in text), np.int64, len(text))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    return np.searchsorted(starts, np.arange(starts[-1] + 1))
+
+
+def _trim_whitespace(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without the whitespace a "▁" piece was read from, unless that is all it has."""
+    first, last = start, end
+    while first < last and text[first].isspace():
+        first += 1
+    while last > first and text[last - 1].isspace():
+        last -= 1
+    return (int(first), int(last)) if first < last else (int(start), int(end))
 
 
 def _corpus_lines(paths: list[pathlib.Path]) -> Iterator[str]:

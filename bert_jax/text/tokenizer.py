@@ -61,6 +61,14 @@ class Tokenizer(abc.ABC):
         special-token strings in the texts are ordinary text, never special ids."""
 
     @abc.abstractmethod
+    def encode_batch_with_offsets(
+        self, texts: list[str], split_special_tokens: bool = False
+    ) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """`encode_batch`'s ids of each text with, per token, its (start, end) character offsets
+        into that text (end exclusive): `text[start:end]` is the text the token was read from,
+        without the whitespace around it, so answers map back to the original text exactly."""
+
+    @abc.abstractmethod
     def encode_with_word_ids(self, text: str) -> tuple[list[int], list[int]]:
         """Token ids of `text` and, per token, the index of the word it comes from.
 

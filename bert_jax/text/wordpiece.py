@@ -5,11 +5,15 @@ encoding in parallel) does the work. Lines holding a character on which that pip
 BERT's (see `basic_tokenizer`) are split into words in Python instead, and only the WordPiece step
 runs in Rust for them. Both paths give Hugging Face's slow `BertTokenizer` ids, tested on a corpus,
 on a stress set and on every fast-path character.
+
+Character offsets (`encode_batch_with_offsets`) come from the Rust pipeline's alignments, or, on the
+Python path, from the words of `_aligned_words` below, which keep the span of every character.
 """
 
 from __future__ import annotations
 
 import os
+import unicodedata
 
 import numpy as np
 import tokenizers
@@ -17,7 +21,16 @@ from tokenizers import AddedToken, models, normalizers, pre_tokenizers
 
 from bert_jax import paths
 from bert_jax.errors import UserError
-from bert_jax.text.basic import SPECIAL_TOKENS, basic_tokenize, needs_reference_path
+from bert_jax.text.basic import (
+    _SPECIAL_SPLIT,
+    SPECIAL_TOKENS,
+    _basic_words,
+    _clean_char,
+    _is_punctuation,
+    _strip_accents,
+    basic_tokenize,
+    needs_reference_path,
+)
 from bert_jax.text.tokenizer import Tokenizer, file_fingerprint, read_tokenizer_file
 
 # BERT gives [UNK] to any word longer than this many characters instead of splitting it.
@@ -145,6 +158,40 @@ class WordPieceTokenizer(Tokenizer):
             out[i] = e.ids
         return out
 
+    def encode_batch_with_offsets(
+        self, texts: list[str], split_special_tokens: bool = False
+    ) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        texts = list(texts)
+        out: list[tuple[list[int], list[tuple[int, int]]]] = [([], []) for _ in texts]
+        slow = [i for i, text in enumerate(texts) if needs_reference_path(text)]
+        slow_set = set(slow)
+        fast = [i for i in range(len(texts)) if i not in slow_set]
+        # `encode_batch`, not `encode_batch_fast`: the fast variant leaves offsets at (0, 0).
+        # Offsets of the Rust pipeline already point into the original text (it tracks every
+        # normalizer step), in characters.
+        pipeline = self._fast_text if split_special_tokens else self._fast
+        encodings = pipeline.encode_batch([texts[i] for i in fast], add_special_tokens=False)
+        for i, e in zip(fast, encodings, strict=True):
+            out[i] = (e.ids, e.offsets)
+        if not slow:
+            return out
+        # Python words with the original span of each of their characters; WordPiece's offsets
+        # are then within a word.
+        keep = not split_special_tokens
+        aligned = [_aligned_words(texts[i], self.lowercase, keep) for i in slow]
+        encodings = self._words_only.encode_batch(
+            [[word for word, _ in words] for words in aligned],
+            is_pretokenized=True,
+            add_special_tokens=False,
+        )
+        for i, words, e in zip(slow, aligned, encodings, strict=True):
+            offsets = []
+            for word, (start, end) in zip(e.word_ids, e.offsets, strict=True):
+                spans = words[word][1][start:end]
+                offsets.append((min(s for s, _ in spans), max(t for _, t in spans)))
+            out[i] = (e.ids, offsets)
+        return out
+
     # --- vocab -----------------------------------------------------------------------------
 
     def id_to_token(self, i: int) -> str:
@@ -174,3 +221,144 @@ _CLEANUP = (
     (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"),
     (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
 )  # fmt: skip
+
+
+# --- character offsets of BERT's basic tokenizer -------------------------------------------------
+# `basic_tokenize` with the original (start, end) of every character of every word. Each step
+# that changes text (NFC, lowercasing, accent stripping) is applied to the whole token, as BERT
+# does, and its output is shared out among the pieces of input it came from; when that cannot be
+# done, every character of the token gets the token's whole span (coarse, never wrong).
+
+_Span = tuple[int, int]
+_Unit = tuple[str, int, int]  # normalized text and the original span it came from
+_Word = tuple[str, list[_Span]]  # a word and the original span of each of its characters
+
+
+def _aligned_words(text: str, lowercase: bool, keep_special_tokens: bool) -> list[_Word]:
+    if not keep_special_tokens:
+        return _aligned_basic_words(text, lowercase, 0)
+    words: list[_Word] = []
+    position = 0
+    for i, part in enumerate(_SPECIAL_SPLIT.split(text)):
+        if i % 2:  # a special token written in the text: one word
+            words.append((part, [(position, position + len(part))] * len(part)))
+        elif part:
+            words += _aligned_basic_words(part, lowercase, position)
+        position += len(part)
+    return words
+
+
+def _aligned_basic_words(text: str, lowercase: bool, base: int) -> list[_Word]:
+    # Cleaning is per character. BERT applies NFC to the whole text before splitting on
+    # whitespace; no whitespace character composes or reorders, so per-token NFC is the same.
+    words: list[_Word] = []
+    token: list[tuple[str, int]] = []
+    for i, char in enumerate(text):
+        for cleaned in _clean_char(char):
+            if cleaned.isspace():
+                words += _token_words(token, lowercase)
+                token = []
+            else:
+                token.append((cleaned, base + i))
+    return words + _token_words(token, lowercase)
+
+
+def _token_words(token: list[tuple[str, int]], lowercase: bool) -> list[_Word]:
+    if not token:
+        return []
+    text = "".join(char for char, _ in token)
+    if text.isascii():  # nothing to compose, lowercasing is one to one, no accents
+        units = [(char.lower() if lowercase else char, o, o + 1) for char, o in token]
+        return _split_units(units)
+    units = _nfc_units(token)
+    if lowercase:
+        units = _share_out(units, str.lower)  # on the whole token: Greek final sigma
+        units = _share_out(units, _strip_accents)
+    words = _split_units(units)
+    expected = _basic_words(text, lowercase)
+    if [word for word, _ in words] != expected:
+        whole = (token[0][1], token[-1][1] + 1)
+        return [(word, [whole] * len(word)) for word in expected]
+    return words
+
+
+def _nfc_units(token: list[tuple[str, int]]) -> list[_Unit]:
+    """NFC by clusters of characters that compose or reorder together; a cluster NFC leaves as
+    it is stays one unit per character."""
+    units: list[_Unit] = []
+    cluster: list[tuple[str, int]] = []
+
+    def flush() -> None:
+        text = "".join(char for char, _ in cluster)
+        composed = unicodedata.normalize("NFC", text)
+        if composed == text:
+            units.extend((char, origin, origin + 1) for char, origin in cluster)
+        else:
+            units.append((composed, cluster[0][1], cluster[-1][1] + 1))
+
+    for char, origin in token:
+        if cluster and _joins(cluster, char):
+            cluster.append((char, origin))
+            continue
+        if cluster:
+            flush()
+        cluster = [(char, origin)]
+    flush()
+    return units
+
+
+def _joins(cluster: list[tuple[str, int]], char: str) -> bool:
+    """Whether NFC may combine `char` with the cluster before it (ASCII never does)."""
+    if char.isascii():
+        return False
+    if unicodedata.combining(char):
+        return True
+    text = "".join(c for c, _ in cluster)
+    nfc = unicodedata.normalize
+    return nfc("NFC", text + char) != nfc("NFC", text) + nfc("NFC", char)
+
+
+def _share_out(units: list[_Unit], transform) -> list[_Unit]:
+    """`transform` of the units' joined text, cut back into units by the length each unit gives
+    on its own; one unit over the whole span when the lengths do not add up. A unit that comes
+    out empty (an accent stripped) joins the span of the one before, so that a letter's span
+    holds its marks."""
+    whole = transform("".join(text for text, _, _ in units))
+    parts = [transform(text) for text, _, _ in units]
+    if sum(map(len, parts)) != len(whole):
+        return [(whole, units[0][1], units[-1][2])]
+    out: list[_Unit] = []
+    position = 0
+    for (_, start, end), part in zip(units, parts, strict=True):
+        if not part and out:
+            out[-1] = (out[-1][0], out[-1][1], end)
+            continue
+        out.append((whole[position : position + len(part)], start, end))
+        position += len(part)
+    return out
+
+
+def _split_units(units: list[_Unit]) -> list[_Word]:
+    """BERT's split on punctuation (each mark a word) and on whitespace, spans kept."""
+    words: list[_Word] = []
+    chars: list[str] = []
+    spans: list[_Span] = []
+
+    def end_word() -> None:
+        if chars:
+            words.append(("".join(chars), list(spans)))
+            chars.clear()
+            spans.clear()
+
+    for text, start, end in units:
+        for char in text:
+            if char.isspace():
+                end_word()
+            elif _is_punctuation(char):
+                end_word()
+                words.append((char, [(start, end)]))
+            else:
+                chars.append(char)
+                spans.append((start, end))
+    end_word()
+    return words
