@@ -18,11 +18,11 @@ COMMANDS = {
     "convert": ("convert", "import Hugging Face / Google TF checkpoints, export to Hugging Face"),
     "prepare": ("prepare", "tokenize a corpus into pretraining shards"),
     "pretrain": ("pretrain", "pretrain BERT (MLM + NSP) on a device mesh"),
-    "finetune": ("finetune", "fine-tune a pretrained encoder on a task (GLUE)"),
-    "evaluate": ("evaluate", "re-score a fine-tuned run and rewrite its outputs"),
+    "finetune": ("finetune", "fine-tune an encoder: GLUE, SQuAD, CoNLL-2003 NER, SWAG"),
+    "evaluate": ("evaluate", "re-score a fine-tuned run, or score a predictions file"),
     "predict": ("predict", "predict the lines on stdin with a fine-tuned run"),
     "checkpoints": ("checkpoints", "list and export the checkpoints of a workdir"),
-    "bench": ("bench", "benchmarks: tokenize, data, step, checkpoint, finetune"),
+    "bench": ("bench", "benchmarks: tokenize, data, step, checkpoint, finetune, squad_decode"),
 }
 
 

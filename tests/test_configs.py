@@ -80,3 +80,58 @@ def test_any_architecture_from_flags_minilm_shape():
     ids = jnp.zeros((1, 8), jnp.int32)
     shapes = jax.eval_shape(lambda: BertModel(c).init(jax.random.PRNGKey(0), ids, ids, ids))
     assert sum(x.size for x in jax.tree.leaves(shapes)) == 22_713_216
+
+
+FINETUNE_CONFIGS = [
+    ("glue.py", "mrpc", "classification"),
+    ("glue.py", "mnli", "classification"),
+    ("squad.py", "v1.1", "span"),
+    ("squad.py", "v2.0", "span"),
+    ("ner.py", "conll2003", "token_classification"),
+    ("swag.py", "", "multiple_choice"),
+]
+
+
+@pytest.mark.parametrize(("file", "arg", "kind"), FINETUNE_CONFIGS)
+def test_finetune_config_parses_locked_and_builds_its_model_abstractly(file, arg, kind):
+    """Each fine-tuning config goes through the CLI's parser (locked: a typo fails), names a
+    task whose family module builds it, and its head model builds on the base preset."""
+    from bert_jax.model.heads import TASK_MODELS
+    from bert_jax.tasks import glue, registry
+
+    spec = f"{REPO}/configs/{file}" + (f":{arg}" if arg else "")
+    values = config_args.parse(
+        [f"--config={spec}", "--config.model.size=base"], lambda v: None, "t"
+    )
+    config = values.config
+    assert hasattr(registry.module(config.task), "build")
+    with pytest.raises(AttributeError):
+        config.data.no_such_field = 1
+    model_config = glue.model_config(config.model, None)
+    assert model_config.hidden_size == 768
+    model_class = TASK_MODELS[kind]
+    extra = {"num_labels": 3} if kind in ("classification", "token_classification") else {}
+    model = model_class(model_config, **extra)
+    shape = (1, 4, 16) if kind == "multiple_choice" else (1, 16)
+    ids = jnp.zeros(shape, jnp.int32)
+    params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), ids, ids, ids))
+    assert "bert" in params["params"]
+    assert 0.0 < config.optimizer.learning_rate <= 5e-5 and config.optimizer.warmup_fraction == 0.1
+
+
+def test_squad_configs_follow_the_paper():
+    """BERT paper 4.2-4.3: v1.1 3 epochs at batch 32, v2.0 2 epochs at batch 48, lr 5e-5;
+    windows 384 / stride 128 / query 64, n-best 20, answers up to 30 tokens."""
+    from configs import squad
+
+    for version, (epochs, batch) in {"v1.1": (3, 32), "v2.0": (2, 48)}.items():
+        c = squad.get_config(version)
+        assert (c.train.num_epochs, c.train.batch_size, c.optimizer.learning_rate) == (
+            epochs,
+            batch,
+            5e-5,
+        )
+        assert (c.data.max_seq_length, c.data.doc_stride, c.data.max_query_length) == (384, 128, 64)
+        assert (c.decode.n_best, c.decode.max_answer_length) == (20, 30)
+    with pytest.raises(ValueError, match="unknown version"):
+        squad.get_config("v3")

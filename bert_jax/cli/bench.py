@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: bert-jax bench NAME [--json] [options]\n")
         for name, help_ in BENCHMARKS.items():
-            print(f"  {name:<11} {help_}")
+            print(f"  {name:<13} {help_}")
         return 0
     if argv[0] not in BENCHMARKS:
         raise UserError(f"unknown benchmark {argv[0]!r}; choose one of {', '.join(BENCHMARKS)}")

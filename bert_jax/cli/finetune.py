@@ -1,10 +1,14 @@
-"""`bert-jax finetune --config=configs/glue.py:TASK --workdir=DIR --config.init_from=CHECKPOINT`
+"""`bert-jax finetune --config=configs/FILE.py:ARG --workdir=DIR --config.init_from=CHECKPOINT`
 
 Fine-tunes a pretrained encoder (a bert-jax run, a Hugging Face directory or a Google TF
 checkpoint) on a task, on the same trainer, mesh and checkpoints as pretraining: interrupted
-runs resume with the same command. At the end the best checkpoint (by the task's main metric)
-scores every dev split into WORKDIR/eval_results.json, writes the dev predictions beside it and,
-where the data has a test split, the submission files under WORKDIR/submission/.
+runs resume with the same command. Configs: glue.py:TASK, squad.py:v1.1|v2.0,
+ner.py:conll2003, swag.py; `config.task` picks the task's module (`bert_jax/tasks/registry.py`).
+At the end the best checkpoint (by the task's main metric) scores every evaluation split into
+WORKDIR/eval_results.json and writes the task's prediction files beside it: GLUE dev
+predictions and test submissions (`bert_jax/tasks/finetune_outputs.py`); SQuAD predictions.json
+/ nbest.json / null_odds.json, CoNLL files for conlleval, SWAG predictions
+(`bert_jax/tasks/task_outputs.py`).
 Multi-process flags: `bert_jax/cli/training.py`.
 """
 

@@ -255,11 +255,7 @@ def build(config, workdir, feed, eval_batch_size: int, warn) -> SwagFinetune:
     if config.task != "swag":
         raise UserError(f"bert_jax.tasks.choice builds the task 'swag', not {config.task!r}")
     source = checkpoint_source.describe(config.init_from) if config.init_from else None
-    if source and source.task and source.task not in ("pretraining", "swag"):
-        warn(
-            f"note: {source.path} was fine-tuned for {source.task}: its head is dropped, "
-            "a new swag head is trained"
-        )
+    glue.note_other_task(source, "swag", warn)
     architecture = glue.model_config(config.model, source)
     tokenizer = glue.load_tokenizer(config, source)
     glue.check_vocabulary(tokenizer, architecture, source)

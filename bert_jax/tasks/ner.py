@@ -187,11 +187,7 @@ def build(config, workdir, feed, eval_batch_size: int, warn) -> NerFinetune:
     if config.task != TASK:
         raise UserError(f"configs for bert_jax.tasks.ner name task {TASK!r}, not {config.task!r}")
     source = checkpoint_source.describe(config.init_from) if config.init_from else None
-    if source and source.task and source.task not in ("pretraining", TASK):
-        warn(
-            f"note: {source.path} was fine-tuned for {source.task}: its head is dropped, "
-            f"a new {TASK} head is trained"
-        )
+    glue.note_other_task(source, TASK, warn)
     architecture = glue.model_config(config.model, source)
     tokenizer = glue.load_tokenizer(config, source)
     glue.check_vocabulary(tokenizer, architecture, source)
