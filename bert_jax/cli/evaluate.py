@@ -68,7 +68,7 @@ def score_files(args) -> int:
     return 0
 
 
-def other_task(args, task: str) -> int:
+def other_task(args, family: str) -> int:
     """SQuAD, NER and SWAG runs: every evaluation split re-scored, the outputs rewritten."""
     import jax
 
@@ -76,7 +76,7 @@ def other_task(args, task: str) -> int:
     from bert_jax.tasks import task_outputs
 
     if args.split != "dev":
-        raise UserError(f"--split is for GLUE runs; {task} evaluates its own splits")
+        raise UserError(f"--split is for GLUE runs; a {family} run evaluates its own splits")
     content = task_outputs.write_outputs(None, args.workdir, step=args.step, data_dir=args.data_dir)
     if args.json and jax.process_index() == 0:
         print(json.dumps(content))
@@ -103,11 +103,11 @@ def main(argv: list[str]) -> int:
 
     import jax
 
-    from bert_jax.tasks import finetune_outputs, finetune_run, registry, task_run
+    from bert_jax.tasks import finetune_outputs, finetune_run, task_run
 
-    _, _, stored = task_run.run_config(args.workdir)
-    if registry.family(stored.task) != "glue":
-        return other_task(args, stored.task)
+    family = task_run.family_of(args.workdir)
+    if family not in ("glue", "pretraining"):
+        return other_task(args, family)
     # An unknown split fails before any params are read.
     finetune_outputs.targets(finetune_run.run_info(args.workdir).spec, args.split)
     run = finetune_run.open_run(args.workdir, data_dir=args.data_dir, step=args.step)

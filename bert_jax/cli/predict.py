@@ -76,12 +76,12 @@ def rows(spec, predictions) -> list[dict]:
     return out
 
 
-def predict_other(args, family: str, task: str, stdin, stdout) -> int:
+def predict_other(args, family: str, stdin, stdout) -> int:
     """SQuAD answers and CoNLL-2003 tags (`bert_jax/tasks/predict_lines.py`)."""
     from bert_jax.tasks import predict_lines, task_run
 
     if family not in predict_lines.PREDICTORS:
-        raise UserError(f"bert-jax predict does not handle {task} runs")
+        raise UserError(f"bert-jax predict does not handle {family} runs (SQuAD, NER, GLUE)")
     run = task_run.open_task_run(args.workdir, step=args.step)
     predictor = predict_lines.PREDICTORS[family]
     for chunk in chunks(stdin, args.chunk):
@@ -97,13 +97,12 @@ def main(argv: list[str], stdin=None, stdout=None) -> int:
     stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout
 
-    from bert_jax.tasks import finetune_run, registry, task_run
+    from bert_jax.tasks import finetune_run, task_run
     from bert_jax.tasks.glue_readers import Example
 
-    _, _, stored = task_run.run_config(args.workdir)
-    family = registry.family(stored.task)
-    if family != "glue":
-        return predict_other(args, family, stored.task, stdin, stdout)
+    family = task_run.family_of(args.workdir)
+    if family not in ("glue", "pretraining"):
+        return predict_other(args, family, stdin, stdout)
     run = finetune_run.open_run(args.workdir, step=args.step)
     spec = run.spec
     pairs = spec.test_columns.text_b is not None

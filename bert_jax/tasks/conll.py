@@ -35,7 +35,8 @@ def read_file(path: paths.PathLike, scheme: str | None = None) -> list[Sentence]
     """The sentences of one CoNLL file, tags rewritten in `scheme` when given."""
     name = str(path)
     try:
-        text = paths.path(path).read_text(encoding="utf-8")
+        # Bytes decoded here: epath's read_text ignores `encoding` (the locale's would apply).
+        text = paths.path(path).read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"CoNLL file {name} does not exist") from None
     except UnicodeDecodeError as e:

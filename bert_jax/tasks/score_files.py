@@ -41,9 +41,12 @@ class Scored:
 
 def _read(path: str) -> str:
     try:
-        return paths.path(path).read_text(encoding="utf-8-sig")
+        data = paths.path(path).read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
+    try:
+        # Decoded here: epath's read_text ignores `encoding`, and MRPC's files start with a BOM.
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
 

@@ -55,6 +55,12 @@ class TaskRun:
         return jax.device_get([self.eval_fn(self.params, b) for b in global_batches])
 
 
+def family_of(workdir: paths.PathLike) -> str:
+    """The task family of the run in `workdir` ("pretraining" for a pretraining run)."""
+    root, latest = layout.resolve(workdir)
+    return registry.family(layout.read_metadata(root / str(latest)).get("task", "pretraining"))
+
+
 def run_config(workdir: paths.PathLike) -> tuple[paths.Path, dict, ml_collections.ConfigDict]:
     """(checkpoints root, latest metadata, run config) of a fine-tuned run."""
     root, latest = layout.resolve(workdir)
