@@ -141,7 +141,7 @@ def _tokenizer(metadata: dict, config, where: paths.Path):
     return tokenizer
 
 
-def _mesh(config):
+def evaluation_mesh(config):
     """The run's mesh where it fits these devices; else data parallel over all of them."""
     try:
         return sharding.make_mesh(config.mesh)
@@ -152,7 +152,7 @@ def _mesh(config):
         return sharding.make_mesh(ml_collections.ConfigDict(fallback))
 
 
-def _eval_batch_size(config, mesh) -> int:
+def evaluation_batch_size(config, mesh) -> int:
     """The run's evaluation batch, rounded up to the batch shards of this mesh (padding rows
     weigh nothing, so the metrics do not change)."""
     t = config.train
@@ -223,7 +223,7 @@ def open_run(
         main_metric=task_metric,
         max_length=config.data.max_seq_length,
     )
-    mesh = _mesh(config)
+    mesh = evaluation_mesh(config)
     planned = train_state.plan(
         lambda: task.init_params(jax.random.PRNGKey(0), task.example_batch()), mesh
     )
@@ -243,7 +243,7 @@ def open_run(
         step_dir=step_dir,
         metadata=metadata,
         feed=sharding.host_feed(mesh),
-        eval_batch_size=_eval_batch_size(config, mesh),
+        eval_batch_size=evaluation_batch_size(config, mesh),
         params=params,
         eval_fn=train_step.jit_eval_step(train_step.make_eval_step(task), planned.shardings, mesh),
     )

@@ -89,9 +89,9 @@ def open_task_run(
     if data_dir:
         config.data.data_dir = data_dir
     config.init_from = str(root / str(layout.committed_steps(root)[-1]))
-    mesh = finetune_run._mesh(config)
+    mesh = finetune_run.evaluation_mesh(config)
     feed = sharding.host_feed(mesh)
-    eval_batch_size = finetune_run._eval_batch_size(config, mesh)
+    eval_batch_size = finetune_run.evaluation_batch_size(config, mesh)
     task = registry.module(config.task).build(
         config, root.parent, feed, eval_batch_size, finetune_run.warn
     )
