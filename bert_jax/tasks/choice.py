@@ -20,7 +20,6 @@ import dataclasses
 import numpy as np
 
 from bert_jax import paths
-from bert_jax.checkpoint import source as checkpoint_source
 from bert_jax.errors import UserError
 from bert_jax.model.config import BertConfig
 from bert_jax.model.heads import BertForMultipleChoice
@@ -254,17 +253,8 @@ def build(config, workdir, feed, eval_batch_size: int, warn) -> SwagFinetune:
     """The trainer's task for `configs/swag.py`: checkpoint, tokenizer, data, step plan."""
     if config.task != "swag":
         raise UserError(f"bert_jax.tasks.choice builds the task 'swag', not {config.task!r}")
-    source = checkpoint_source.describe(config.init_from) if config.init_from else None
-    glue.note_other_task(source, "swag", warn)
-    architecture = glue.model_config(config.model, source)
-    tokenizer = glue.load_tokenizer(config, source)
-    glue.check_vocabulary(tokenizer, architecture, source)
+    source, architecture, tokenizer = glue.from_checkpoint(config, "swag", warn)
     data_cfg = config.data
-    if data_cfg.max_seq_length > architecture.max_position_embeddings:
-        raise UserError(
-            f"data.max_seq_length {data_cfg.max_seq_length} exceeds the position table "
-            f"({architecture.max_position_embeddings})"
-        )
     if not data_cfg.data_dir:
         raise UserError(
             "data.data_dir is empty: set --config.data.data_dir=SWAG_DIR (holding train.csv "

@@ -74,6 +74,24 @@ def note_other_task(source, task: str, warn) -> None:
         )
 
 
+def from_checkpoint(config, task: str, warn):
+    """(source, architecture, tokenizer) of `config.init_from` for fine-tuning `task`: the
+    checkpoint's architecture under any set `config.model` field, its vocabulary (or
+    `data.vocab`) checked against the embedding table, and `data.max_seq_length` checked against
+    the position table. Every fine-tuning task starts here."""
+    source = checkpoint_source.describe(config.init_from) if config.init_from else None
+    note_other_task(source, task, warn)
+    architecture = model_config(config.model, source)
+    tokenizer = load_tokenizer(config, source)
+    check_vocabulary(tokenizer, architecture, source)
+    if config.data.max_seq_length > architecture.max_position_embeddings:
+        raise UserError(
+            f"data.max_seq_length {config.data.max_seq_length} exceeds the position table "
+            f"({architecture.max_position_embeddings})"
+        )
+    return source, architecture, tokenizer
+
+
 def read_examples(task: GlueTask, data, split: str, warn):
     """A split's examples from the TSV files or TFDS; skipped rows reported in one line."""
     if data.tfds:
@@ -170,17 +188,8 @@ def spec(config) -> GlueTask:
 def build(config, workdir, feed, eval_batch_size: int, warn) -> SequenceClassificationTask:
     """The trainer's task for a GLUE config: checkpoint, tokenizer, data, step plan."""
     task = spec(config)
-    source = checkpoint_source.describe(config.init_from) if config.init_from else None
-    note_other_task(source, f"glue/{task.name}", warn)
-    architecture = model_config(config.model, source)
-    tokenizer = load_tokenizer(config, source)
-    check_vocabulary(tokenizer, architecture, source)
+    source, architecture, tokenizer = from_checkpoint(config, f"glue/{task.name}", warn)
     data_cfg = config.data
-    if data_cfg.max_seq_length > architecture.max_position_embeddings:
-        raise UserError(
-            f"data.max_seq_length {data_cfg.max_seq_length} exceeds the position table "
-            f"({architecture.max_position_embeddings})"
-        )
 
     def encode(split):
         examples = read_examples(task, data_cfg, split, warn)

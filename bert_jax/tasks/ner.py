@@ -22,7 +22,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from bert_jax import paths
-from bert_jax.checkpoint import source as checkpoint_source
 from bert_jax.errors import UserError
 from bert_jax.tasks import conll, glue, sentence_batches
 from bert_jax.tasks.base import TaskData
@@ -186,17 +185,8 @@ def build(config, workdir, feed, eval_batch_size: int, warn) -> NerFinetune:
     """The trainer's task for a CoNLL-2003 config: checkpoint, tokenizer, data, step plan."""
     if config.task != TASK:
         raise UserError(f"configs for bert_jax.tasks.ner name task {TASK!r}, not {config.task!r}")
-    source = checkpoint_source.describe(config.init_from) if config.init_from else None
-    glue.note_other_task(source, TASK, warn)
-    architecture = glue.model_config(config.model, source)
-    tokenizer = glue.load_tokenizer(config, source)
-    glue.check_vocabulary(tokenizer, architecture, source)
+    source, architecture, tokenizer = glue.from_checkpoint(config, TASK, warn)
     data_cfg = config.data
-    if data_cfg.max_seq_length > architecture.max_position_embeddings:
-        raise UserError(
-            f"data.max_seq_length {data_cfg.max_seq_length} exceeds the position table "
-            f"({architecture.max_position_embeddings})"
-        )
     sentences = {s: conll.read_split(data_cfg, s) for s in (TRAIN_SPLIT, *EVAL_SPLITS)}
     labels = tuple(sorted({t for s in sentences[TRAIN_SPLIT] for t in s.tags}))
     features = {}

@@ -23,7 +23,6 @@ import functools
 import numpy as np
 
 from bert_jax import paths
-from bert_jax.checkpoint import source as checkpoint_source
 from bert_jax.errors import UserError
 from bert_jax.tasks import glue, sentence_batches, squad_data, squad_decode, squad_scoring
 from bert_jax.tasks.base import StepPlan, TaskData
@@ -238,17 +237,8 @@ def build(config, workdir, feed, eval_batch_size: int, warn) -> SquadFinetune:
     version = config.task.removeprefix("squad/")
     if version not in VERSIONS:
         raise UserError(f"unknown SQuAD version {version!r} (one of {', '.join(VERSIONS)})")
-    source = checkpoint_source.describe(config.init_from) if config.init_from else None
-    glue.note_other_task(source, config.task, warn)
-    architecture = glue.model_config(config.model, source)
-    tokenizer = glue.load_tokenizer(config, source)
-    glue.check_vocabulary(tokenizer, architecture, source)
+    source, architecture, tokenizer = glue.from_checkpoint(config, config.task, warn)
     d = config.data
-    if d.max_seq_length > architecture.max_position_embeddings:
-        raise UserError(
-            f"data.max_seq_length {d.max_seq_length} exceeds the position table "
-            f"({architecture.max_position_embeddings})"
-        )
     data = SquadData(
         load_train=lambda: encode_split(config, tokenizer, version, "train", warn),
         dev=encode_split(config, tokenizer, version, "dev", warn),
