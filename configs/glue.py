@@ -6,7 +6,12 @@ same AdamW as pretraining; one learning rate per task from the paper's grid {2, 
       --config.init_from=CHECKPOINT --config.data.data_dir=GLUE_DIR
 
 ARG: a GLUE task (cola sst2 mrpc stsb qqp mnli qnli rte wnli; AX is predicted by the mnli run),
-optionally followed by ",runlocal" (a few steps on a small batch, to check a setup end to end).
+or `docsource`, the embedded task of the quickstart (is a sentence from Python's language
+reference or from a library docstring? generated when data.data_dir is empty), optionally
+followed by ",runlocal" (a few steps on a small batch, to check a setup end to end).
+
+  bert-jax finetune --config=configs/glue.py:docsource --workdir=DIR \
+      --config.init_from=workdir/quickstart
 CHECKPOINT: a bert-jax workdir or step directory, a Hugging Face BERT directory or a Google TF
 checkpoint; the architecture and the vocabulary come from it (config.model fields override).
 The number of steps follows from the training set: num_epochs x ceil(examples / batch_size).
@@ -32,7 +37,12 @@ TASK_DEFAULTS = {
     "qnli": (3e-5, 3),
     "rte": (3e-5, 3),
     "wnli": (2e-5, 3),
+    # The embedded task (bert_jax/data/doc_source.py), set for the quickstart's tiny model: a
+    # 2-layer encoder fine-tunes with a larger step than BERT-base.
+    "docsource": (2e-4, 3),
 }
+# Sentences of the embedded task are short: 64 tokens hold nearly all of them whole.
+SHORT_SENTENCE_TASKS = {"docsource": 64}
 
 # config.model fields that describe the architecture, with their types: None (the default
 # here) takes the checkpoint's.
@@ -60,7 +70,7 @@ def model_config() -> ml_collections.ConfigDict:
 
 def data_config() -> ml_collections.ConfigDict:
     d = ml_collections.ConfigDict()
-    d.data_dir = ""  # GLUE's folder (holding MRPC/train.tsv ...) or the task's own folder
+    d.data_dir = ""  # GLUE's folder (holding MRPC/train.tsv ...), the task's; docsource: optional
     d.tfds = False  # read TensorFlow Datasets glue/TASK instead of the TSV files
     d.tfds_data_dir = ""  # TFDS data_dir ("": TFDS's default, downloading if needed)
     d.vocab = ""  # vocab.txt / .model; "": the one the init_from checkpoint was trained with
@@ -92,6 +102,7 @@ def get_config(arg: str = "mrpc") -> ml_collections.ConfigDict:
     config.task = f"glue/{task}"  # what is fine-tuned (bert_jax/tasks/glue_tasks.py)
     config.model = model_config()
     config.data = data_config()
+    config.data.max_seq_length = SHORT_SENTENCE_TASKS.get(task, config.data.max_seq_length)
     t = config.train
     t.batch_size = 32  # examples per optimizer step, all hosts together
     t.num_epochs = float(epochs)  # passes over the training set (used when num_steps is 0)

@@ -53,22 +53,37 @@ def parse_arg(arg: str) -> tuple[str, set[str]]:
 
 
 def quickstart_config():
-    """A tiny BERT on the embedded demo corpus: the README's first command, minutes on a CPU."""
+    """A tiny BERT on the embedded demo corpus (Python's own documentation, about 1.7 MB, with an
+    8k WordPiece vocab trained on it): the README's first command, minutes on a 2-core CPU.
+
+    Set to learn visibly in 1500 small steps: held-out MLM accuracy about three times the
+    unigram baseline, NSP well above its majority label. Two settings matter most. A wider
+    initialisation than BERT's 0.02 (about 1/sqrt(128) at this width) makes the attention
+    non-uniform from the start: with 0.02 or 0.04 the model stays on the unigram plateau
+    (predicting "." and "the" everywhere) for over 1000 steps; with 0.08 it leaves it within
+    200. Adam with bias correction: BERT's variant without it takes steps several times the
+    learning rate while its second moment warms up, which kept this small batch on the plateau.
+    No dropout: 1500 steps over the corpus are far from overfitting it."""
     config = common.get_config()
     config.model.size = "tiny"
     config.model.dtype = "float32"  # CPUs have no fast bfloat16 matmuls
+    config.model.initializer_range = 0.08
+    config.model.hidden_dropout = 0.0
+    config.model.attention_dropout = 0.0
     config.data.demo_corpus = True
     config.data.max_seq_length = 64
     config.data.max_predictions_per_seq = 10
-    config.data.shuffle_buffer = 1000
+    config.data.shuffle_buffer = 2000
     config.train.batch_size = 32
-    config.train.num_steps = 400
-    config.train.log_every_steps = 50
-    config.train.eval_every_steps = 200
-    config.train.eval_batches = 4
-    config.optimizer.learning_rate = 1e-3
-    config.optimizer.warmup_steps = 40
-    config.checkpoint.save_every_steps = 200
+    config.train.num_steps = 1500
+    config.train.log_every_steps = 100
+    config.train.eval_every_steps = 500
+    config.train.eval_batches = 10
+    config.train.eval_batch_size = 64
+    config.optimizer.name = "adamw"
+    config.optimizer.learning_rate = 2e-3
+    config.optimizer.warmup_steps = 100
+    config.checkpoint.save_every_steps = 500
     config.checkpoint.save_every_minutes = 0
     return config
 

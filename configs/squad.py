@@ -35,6 +35,7 @@ def data_config() -> ml_collections.ConfigDict:
     d.max_seq_length = 384  # tokens per window: [CLS] question [SEP] context piece [SEP]
     d.doc_stride = 128  # tokens between the starts of consecutive windows of a context
     d.max_query_length = 64  # questions are cut to this many tokens
+    d.tfds = False  # read TensorFlow Datasets squad/v1.1 or squad/v2.0 instead of the JSON files
     return d
 
 
@@ -65,7 +66,7 @@ def get_config(arg: str = "v1.1") -> ml_collections.ConfigDict:
     version, flags = parse_arg(arg)
     learning_rate, epochs, batch_size = VERSION_DEFAULTS[version]
     config = common.get_config()
-    config.task = f"squad/{version}"
+    config.task = f"squad/{version}"  # what is fine-tuned (bert_jax/tasks/squad.py)
     config.model = model_config()
     config.data = data_config()
     config.decode = decode_config()

@@ -13,19 +13,18 @@ first save also creates the Orbax manager and its threads, so it is reported apa
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import tempfile
 import time
 
 from bert_jax.bench import report
+from bert_jax.cli.parser import command_parser, split_examples
 
 
 def _args(argv):
-    p = argparse.ArgumentParser(
-        prog="bert-jax bench checkpoint", description=__doc__.split("\n")[0]
-    )
+    description, examples = split_examples(__doc__)
+    p = command_parser("bert-jax bench checkpoint", description, examples)
     p.add_argument("--size", default="base", help="model size preset (tiny ... large, L-x_H-y)")
     p.add_argument("--vocab", type=int, default=30522, help="vocabulary size")
     p.add_argument("--saves", type=int, default=3, help="saves timed (the first is reported alone)")

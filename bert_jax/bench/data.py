@@ -10,7 +10,6 @@ Two figures, both in sequences per second:
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -19,21 +18,38 @@ import numpy as np
 
 from bert_jax.bench import peers
 from bert_jax.bench.report import emit, peak_rss_mb
+from bert_jax.cli.parser import command_parser
+
+EXAMPLES = [
+    "bert-jax bench data                                  # synthetic shards in a temp dir",
+    "bert-jax bench data --data_dir=/tmp/demo_shards --json",
+    "bert-jax bench data --peer_python=MASKING_VENV/bin/python   # keras-hub's masking beside",
+]
 
 VOCAB_SIZE = 30522  # bert-base-uncased: [PAD] 0, [CLS] 101, [SEP] 102, [MASK] 103
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bert-jax bench data", description=__doc__.split("\n")[0])
+    parser = command_parser("bert-jax bench data", __doc__, EXAMPLES)
     parser.add_argument("--data_dir", help="prepared shards (default: synthetic, in a temp dir)")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
-    parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    parser.add_argument("--max_predictions", type=int, default=20)
-    parser.add_argument("--mode", default="nsp", choices=("nsp", "sop", "mlm_only"))
-    parser.add_argument("--whole_word_masking", action="store_true")
-    parser.add_argument("--pipeline_sequences", type=int, default=100_000)
-    parser.add_argument("--masking_sequences", type=int, default=200_000)
+    parser.add_argument("--batch_size", type=int, default=256, help="sequences per batch")
+    parser.add_argument("--max_seq_length", type=int, default=128, help="tokens per sequence")
+    parser.add_argument(
+        "--max_predictions", type=int, default=20, help="masked positions per sequence"
+    )
+    parser.add_argument(
+        "--mode", default="nsp", choices=("nsp", "sop", "mlm_only"), help="pair task (data.mode)"
+    )
+    parser.add_argument(
+        "--whole_word_masking", action="store_true", help="mask all pieces of a word together"
+    )
+    parser.add_argument(
+        "--pipeline_sequences", type=int, default=100_000, help="sequences the pipeline is timed on"
+    )
+    parser.add_argument(
+        "--masking_sequences", type=int, default=200_000, help="sequences the masking is timed on"
+    )
     parser.add_argument(
         "--prepare_corpus",
         help="also time `prepare` on this corpus (glob, prose) against BertTokenizerFast, per core",

@@ -20,7 +20,6 @@ untimed steps on the first batches, then times all of them.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import pathlib
@@ -31,6 +30,7 @@ import time
 import numpy as np
 
 from bert_jax.bench import peers, report
+from bert_jax.cli.parser import command_parser, split_examples
 from bert_jax.errors import UserError
 
 # all-MiniLM-L6-v2's architecture: the --random_init model when no --model names one.
@@ -59,9 +59,8 @@ OPTIMIZER = dict(
 
 
 def _args(argv):
-    p = argparse.ArgumentParser(
-        prog="bert-jax bench finetune", description=__doc__.split("\n\n")[0]
-    )
+    description, examples = split_examples(__doc__)
+    p = command_parser("bert-jax bench finetune", description, examples)
     p.add_argument(
         "--model",
         metavar="DIR",

@@ -17,7 +17,6 @@ only the final sort is longer, and `--peaked` times logits shaped like a trained
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import statistics
 import tempfile
@@ -26,6 +25,7 @@ import time
 import numpy as np
 
 from bert_jax.bench import report
+from bert_jax.cli.parser import command_parser, split_examples
 from bert_jax.errors import UserError
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -34,9 +34,8 @@ DEFAULT_VOCAB = SHARED_DATA / "vocab" / "bert-base-uncased" / "vocab.txt"
 
 
 def _args(argv):
-    p = argparse.ArgumentParser(
-        prog="bert-jax bench squad_decode", description=__doc__.split("\n")[0]
-    )
+    description, examples = split_examples(__doc__)
+    p = command_parser("bert-jax bench squad_decode", description, examples)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="a SQuAD JSON file")
     p.add_argument("--vocab", default=str(DEFAULT_VOCAB), help="vocab.txt or SentencePiece .model")
     p.add_argument("--max_length", type=int, default=384, help="tokens per window")

@@ -20,17 +20,18 @@ All local devices take part (data parallel over a `data` mesh). No TensorFlow is
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import numpy as np
 
 from bert_jax.bench import peers, report
+from bert_jax.cli.parser import command_parser, split_examples
 
 
 def _args(argv):
-    p = argparse.ArgumentParser(prog="bert-jax bench step", description=__doc__.split("\n\n")[0])
+    description, examples = split_examples(__doc__)
+    p = command_parser("bert-jax bench step", description, examples)
     p.add_argument("--size", default="small", help="model size preset (tiny ... large, L-x_H-y)")
     p.add_argument("--batch", type=int, default=16, help="global batch (sequences per step)")
     p.add_argument("--seq", type=int, default=128, help="sequence length")

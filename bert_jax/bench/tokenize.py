@@ -17,18 +17,24 @@ Every non-blank line of the corpus is encoded without special tokens, best of --
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import time
 from collections.abc import Callable
 
 from bert_jax import paths
 from bert_jax.bench.report import emit, peak_rss_mb
+from bert_jax.cli.parser import command_parser
 from bert_jax.errors import UserError
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DEFAULT_CORPUS = SHARED_DATA / "corpus" / "gutenberg"
 DEFAULT_VOCAB = SHARED_DATA / "vocab" / "bert-base-uncased" / "vocab.txt"
+
+EXAMPLES = [
+    "bert-jax bench tokenize                     # the Gutenberg corpus, bert-base-uncased vocab",
+    "bert-jax bench tokenize --corpus=workdir/quickstart/demo_data/text/corpus.txt \\\n"
+    "    --vocab=workdir/quickstart/demo_data/text/vocab.txt --json",
+]
 
 
 def read_corpus_lines(corpus: paths.PathLike) -> list[str]:
@@ -81,7 +87,7 @@ def peer_encoders(vocab: str, lowercase: bool) -> dict[str, Callable]:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="bert-jax bench tokenize", description=__doc__)
+    p = command_parser("bert-jax bench tokenize", __doc__, EXAMPLES)
     p.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="a text file or a directory")
     p.add_argument("--vocab", default=str(DEFAULT_VOCAB), help="vocab.txt or SentencePiece .model")
     p.add_argument("--cased", action="store_true", help="cased WordPiece")

@@ -16,16 +16,31 @@ import os
 
 from bert_jax import paths
 from bert_jax.checkpoint import metadata as layout
+from bert_jax.cli.parser import command_parser
 from bert_jax.errors import UserError
 
 # Top-level params a Hugging Face BertForPreTraining directory has names for.
 _HF_EXPORTABLE = ("bert", "mlm_transform", "mlm_norm", "mlm_output_bias", "nsp")
 
 
+DESCRIPTION = """\
+List the checkpoints of a training run: each saved step, its size on disk and the metrics
+stored with it (reading only the small JSON files beside the arrays: no JAX, no device). With
+--export=STEP --to=DIR, write one step as a Hugging Face directory: weights, config.json, the
+run's vocabulary and a tokenizer_config.json with the casing the model was trained with; a
+fine-tuned model is written as its transformers task class. WORKDIR and --to may be local or
+gs:// paths."""
+
+EXAMPLES = [
+    "bert-jax checkpoints workdir/quickstart",
+    "bert-jax checkpoints workdir/quickstart --export=STEP --to=/tmp/quickstart_hf\n"
+    "    # STEP: one of the steps the listing shows",
+    "bert-jax checkpoints runs/mrpc --json      # one JSON object, for scripts",
+]
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bert-jax checkpoints", description=__doc__.split("\n\n")[0]
-    )
+    parser = command_parser("bert-jax checkpoints", DESCRIPTION, EXAMPLES)
     parser.add_argument("workdir", help="a training workdir (or its checkpoints/ directory)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     parser.add_argument("--export", type=int, metavar="STEP", help="step to export")
@@ -173,16 +188,30 @@ def main(argv: list[str]) -> int:
     if args.export is not None:
         if not args.to:
             raise UserError("--export needs --to=DIR")
+        import time
+
+        from bert_jax.report_table import SummaryTable, duration
+
+        started = time.perf_counter()
         labels = args.labels.split(",") if args.labels else None
         result = export(root, args.export, args.to, args.vocab, args.task, labels)
-        if args.json:
-            print(json.dumps(result, sort_keys=True))
-        else:
+        if not args.json:
             print(f"step {args.export} -> {result['directory']} ({result['architecture']})")
             if result["not_exported"]:
                 print(f"not exported (no Hugging Face name): {', '.join(result['not_exported'])}")
             if not result.get("vocab"):
                 print("no vocabulary found for the run: pass --vocab=PATH to export it too")
+        table = SummaryTable("checkpoints --export: summary")
+        table.add("read", f"step {args.export:,} of {root}")
+        table.add("written", f"{result['directory']} (Hugging Face {result['architecture']})")
+        table.add("files", ", ".join(result["files"]))
+        if result["not_exported"]:
+            table.add("not exported", ", ".join(result["not_exported"]))
+        table.add("vocabulary", str(result["vocab"]) if result.get("vocab") else "none found")
+        table.add("time", duration(time.perf_counter() - started))
+        table.print()
+        if args.json:  # the last line, for scripts
+            print(json.dumps(result, sort_keys=True))
         return 0
     if args.to or args.vocab or args.task or args.labels:
         raise UserError("--to, --vocab, --task and --labels go with --export=STEP")

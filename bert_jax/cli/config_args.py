@@ -1,10 +1,11 @@
-"""`--config=FILE.py:ARG --config.a.b=VALUE ...` for training subcommands: ml_collections config
-files with absl flag overrides, parsed from the subcommand's own argv, every mistake one line.
+"""Loading `--config=FILE.py:ARG` with `--config.a.b=VALUE` overrides: ml_collections config
+files, their overrides parsed by ml_collections' absl config flags, every mistake one line.
 
-Each call uses a fresh `FlagValues`, so nothing global is defined and `main(argv)` can run twice
-in one process (tests). Config files import their siblings as `configs.common`; the directory
-holding `configs/` is put on sys.path (the `bert-jax` script, unlike `python -m`, does not have
-the working directory there).
+The training commands parse their command line with argparse (`bert_jax/cli/training.py`) and
+hand the config file and the `--config.*` overrides here. Each call uses a fresh `FlagValues`,
+so nothing global is defined and a command can run twice in one process (tests). Config files
+import their siblings as `configs.common`; the directory holding `configs/` is put on sys.path
+(the `bert-jax` script, unlike `python -m`, does not have the working directory there).
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from absl import flags
 from ml_collections import ConfigDict, config_flags
 
 from bert_jax.errors import UserError
+
+REQUIRED = "--config=FILE.py[:ARG] is required (e.g. configs/pretrain.py:base)"
+
+
+def is_override(arg: str) -> bool:
+    """`--config.a.b=v`, `--config.a.b` (then its value, or a boolean) or `--noconfig.a.b`."""
+    return arg.startswith(("--config.", "--noconfig."))
 
 
 def _config_path(argv: list[str]) -> str | None:
@@ -57,33 +65,32 @@ def _last_line(error: Exception) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def _load(argv: list[str], define: Callable[[flags.FlagValues], None], prog: str):
+def _load(argv: list[str], define: Callable[[flags.FlagValues], None] | None, prog: str):
     values = flags.FlagValues()
     config_flags.DEFINE_config_file(
         "config", None, "config file and argument: FILE.py[:ARG]", values,
         lock_config=True, sys_argv=[prog, *argv],
     )  # fmt: skip
-    define(values)
+    if define is not None:
+        define(values)
     try:
-        values([prog, *argv])
+        rest = values([prog, *argv])
     except flags.Error as e:
         raise UserError(_last_line(e)) from None
     except (OSError, AttributeError, KeyError, TypeError, ValueError) as e:
         raise UserError(f"bad --config: {_last_line(e)}") from None
+    if len(rest) > 1:  # a stray word after a boolean override (`--config.data.synthetic yes`)
+        raise UserError(f"unexpected argument {rest[1]!r} among the --config overrides")
     return values
 
 
-def parse(argv: list[str], define: Callable[[flags.FlagValues], None], prog: str):
-    """Parsed FlagValues: `.config` (locked ConfigDict) plus the flags `define` adds."""
-    if any(a in ("-h", "--help", "-help") for a in argv):
-        values = flags.FlagValues()
-        define(values)
-        print(f"usage: {prog} --config=FILE.py[:ARG] [--config.FIELD=VALUE ...] [options]\n")
-        print(values.get_help())
-        raise SystemExit(0)
+def parse(argv: list[str], define: Callable[[flags.FlagValues], None] | None = None,
+          prog: str = "bert-jax"):  # fmt: skip
+    """Parsed FlagValues of `--config=FILE.py[:ARG]` and `--config.*` overrides in `argv`:
+    `.config` is the locked ConfigDict (plus the absl flags `define` adds, if any)."""
     path = _config_path(argv)
     if not path:
-        raise UserError("--config=FILE.py[:ARG] is required (e.g. configs/pretrain.py:base)")
+        raise UserError(REQUIRED)
     file = pathlib.Path(path.split(":", 1)[0])
     if not file.is_file():
         raise UserError(f"config file {file} does not exist")
@@ -91,6 +98,16 @@ def parse(argv: list[str], define: Callable[[flags.FlagValues], None], prog: str
     if root not in sys.path:
         sys.path.insert(0, root)
     # Load once without overrides, to name a misspelt field instead of a bare KeyError.
-    bare = _load([a for a in argv if not a.startswith("--config.")], define, prog)
+    bare = _load([a for a in argv if not is_override(a)], define, prog)
     _check_fields(bare.config, argv, path)
     return _load(argv, define, prog)
+
+
+def load(spec: str, overrides: list[str], prog: str = "bert-jax") -> ConfigDict:
+    """The locked config `--config=spec` names, with `overrides` (each `--config.a.b=VALUE`)."""
+    return parse([f"--config={spec}", *overrides], None, prog).config
+
+
+def config_file(spec: str) -> pathlib.Path:
+    """The file of `FILE.py[:ARG]`."""
+    return pathlib.Path(spec.split(":", 1)[0])

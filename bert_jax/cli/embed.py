@@ -25,28 +25,47 @@ import sys
 import numpy as np
 
 from bert_jax import paths
+from bert_jax.cli.parser import command_parser
 from bert_jax.errors import UserError
 
 POOLINGS = ("cls", "mean", "pooler", "none")
 MIN_BUCKET = 16
 
 
+DESCRIPTION = """\
+Embeddings of the lines on stdin (UTF-8; a tab splits a line into the two segments of a pair),
+saved as float32 arrays in a .npy file, from the encoder of any checkpoint: a bert-jax workdir
+or step, a Hugging Face BERT directory, or a Google TF checkpoint.
+
+  cls     [n, H]     the last hidden state of [CLS] (what most feature extractors use)
+  pooler  [n, H]     BERT's pooled output, tanh(W h_[CLS] + b) (needs a pooler in the checkpoint)
+  mean    [n, H]     the mean of the last hidden states over the real tokens (sentence-transformers)
+  none    [n, L, H]  every last hidden state, zero-padded to the longest line L; the token counts
+                     go beside it in FILE.lengths.npy
+
+Lines are tokenized with the checkpoint's vocab.txt (or --vocab) as [CLS] a [SEP] (b [SEP]), cut
+to --max_len tokens, and run sorted by length in batches padded to a power of two (few compiled
+shapes); the output keeps the input order."""
+
+EXAMPLES = [
+    "printf 'A cat.\\nA dog.\\n' | bert-jax embed --init_from=workdir/quickstart \\\n"
+    "    --vocab=workdir/quickstart/demo_data/text/vocab.txt --output=/tmp/vectors.npy",
+    "bert-jax embed --init_from=HF_BERT_DIR --pooling=mean --output=vectors.npy < sentences.txt",
+]
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bert-jax embed", description="Embeddings for the lines on stdin."
-    )
-    p.add_argument("--init_from", required=True, help="checkpoint (HF dir, TF ckpt, bert-jax)")
-    p.add_argument("--output", required=True, help="FILE.npy to write")
+    p = command_parser("bert-jax embed", DESCRIPTION, EXAMPLES)
     p.add_argument(
-        "--pooling",
-        choices=POOLINGS,
-        default="cls",
-        help="cls: [CLS] last hidden state [n,H] (default); pooler: tanh pooled output [n,H]; "
-        "mean: mean over real tokens [n,H]; none: all states [n,L,H] + FILE.lengths.npy",
+        "--init_from", required=True, metavar="PATH", help="checkpoint (HF dir, TF ckpt, bert-jax)"
+    )
+    p.add_argument("--output", required=True, metavar="FILE.npy", help="file to write")
+    p.add_argument(
+        "--pooling", choices=POOLINGS, default="cls", help="what to save per line (table above)"
     )
     p.add_argument("--max_len", type=int, default=512, help="tokens per line, [CLS]/[SEP] incl.")
     p.add_argument("--vocab", help="vocab.txt or .model (default: vocab.txt beside the checkpoint)")
-    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--batch_size", type=int, default=32, help="lines run together")
     case = p.add_mutually_exclusive_group()
     case.add_argument("--cased", action="store_true", help="keep case and accents")
     case.add_argument("--uncased", action="store_true", help="lowercase and strip accents")
@@ -107,7 +126,10 @@ def make_forward(config, pooling: str):
 
 
 def embed(config, bert_params: dict, encoded: list, pooling: str, batch_size: int) -> np.ndarray:
-    """Embeddings of `encoded` (tokenized rows, each with .input_ids/.segment_ids), in order."""
+    """Embeddings of `encoded` (tokenized rows, each with .input_ids/.segment_ids), in order;
+    a progress bar (`bert_jax/progress.py`) counts the lines done."""
+    from bert_jax import progress
+
     if pooling != "pooler":
         bert_params = {k: v for k, v in bert_params.items() if k != "pooler"}
     forward = make_forward(config, pooling)
@@ -118,6 +140,7 @@ def embed(config, bert_params: dict, encoded: list, pooling: str, batch_size: in
     hidden = config.hidden_size
     shape = (len(encoded), longest, hidden) if pooling == "none" else (len(encoded), hidden)
     out = np.zeros(shape, np.float32)
+    bar = progress.bar(total=len(encoded), desc="embed", unit="line")
     for start in range(0, len(encoded), rows):
         chosen = order[start : start + rows]
         width = bucket(int(lengths[chosen].max()), config.max_position_embeddings)
@@ -136,6 +159,8 @@ def embed(config, bert_params: dict, encoded: list, pooling: str, batch_size: in
                 out[index, :n] = result[row, :n]
             else:
                 out[index] = result[row]
+        bar.update(len(chosen))
+    bar.close()
     return out
 
 
@@ -153,9 +178,12 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--output {output} must end in .npy")
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be positive, got {args.batch_size}")
+    import time
+
     from bert_jax.interop.load import format_report, load_pretrained, vocab_beside
     from bert_jax.text.load import load_tokenizer
 
+    started = time.perf_counter()
     config, params, report = load_pretrained(args.init_from)
     if args.max_len > config.max_position_embeddings or args.max_len < 2:
         raise UserError(
@@ -177,14 +205,25 @@ def main(argv: list[str]) -> int:
     # Only the summary: the MLM/NSP heads a checkpoint may lack do not matter here.
     print(format_report(report).splitlines()[0], file=sys.stderr)
 
+    from bert_jax import progress
+    from bert_jax.report_table import SummaryTable, duration
+
     texts = read_lines(sys.stdin.buffer)
-    encoded = [tokenizer.encode_example(a, b, max_length=args.max_len) for a, b in texts]
+    lines = progress.bar(texts, desc="tokenize", unit="line")
+    encoded = [tokenizer.encode_example(a, b, max_length=args.max_len) for a, b in lines]
     vectors = embed(config, bert, encoded, args.pooling, args.batch_size)
     _save_npy(output, vectors)
     message = f"wrote {output}: {args.pooling} embeddings, shape {list(vectors.shape)}"
+    table = SummaryTable("embed: summary")
+    table.add("read", f"{args.init_from} ({report['format']})")
+    table.add("lines", len(encoded))
+    table.add("written", f"{output} ({args.pooling} embeddings, shape {list(vectors.shape)})")
     if args.pooling == "none":
         lengths_file = output.with_suffix(".lengths.npy")
         _save_npy(lengths_file, np.array([len(e.input_ids) for e in encoded], np.int32))
         message += f"; token counts in {lengths_file}"
+        table.add("token counts", str(lengths_file))
     print(message, file=sys.stderr)
+    table.add("time", duration(time.perf_counter() - started))
+    table.print()
     return 0

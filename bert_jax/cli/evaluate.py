@@ -21,11 +21,34 @@ from __future__ import annotations
 import argparse
 import json
 
+from bert_jax.cli.parser import command_parser
+
 PROG = "bert-jax evaluate"
 
 
+DESCRIPTION = """\
+Score a fine-tuned model, in one of two ways.
+
+With --workdir, re-score a fine-tuning run: the task, model, vocabulary and data settings come
+from the run's checkpoint metadata; its best checkpoint (or --step) is evaluated as training
+evaluated it. One line per split is printed and the split's outputs in the workdir are
+rewritten (--split=dev: eval_results.json and the predictions; --split=test: the submission
+files). --data_dir points at the data when it moved. On several hosts run the same command on
+every host, as for training.
+
+With --task, --gold and --predictions, score a predictions file against gold data as the task's
+official script does, without a model: TASK is squad_v1.1, squad_v2.0, conll2003 or glue/TASK."""
+
+EXAMPLES = [
+    "bert-jax evaluate --workdir=workdir/quickstart-finetune   # dev scores of the best step",
+    "bert-jax evaluate --workdir=runs/mrpc --split=test   # GLUE submission files",
+    "bert-jax evaluate --task=squad_v1.1 --gold=dev-v1.1.json \\\n"
+    "    --predictions=runs/squad/predictions.json --json",
+]
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Re-score a fine-tuned run.")
+    p = command_parser(PROG, DESCRIPTION, EXAMPLES)
     p.add_argument("--workdir", help="the fine-tuning run's workdir")
     p.add_argument(
         "--task", help="score files without a model: squad_v1.1, squad_v2.0, conll2003, glue/TASK"
@@ -96,8 +119,11 @@ def main(argv: list[str]) -> int:
             "--workdir=DIR (re-score a run) or --task=TASK --gold=PATH --predictions=PATH"
         )
 
+    import time
+
     from bert_jax import distributed
 
+    started = time.perf_counter()
     # Before anything touches a device (a pod evaluates as it trained: every host runs this).
     distributed.initialize()
 
@@ -117,6 +143,7 @@ def main(argv: list[str]) -> int:
     print(f"{run.name} step {run.step} ({run.step_dir}):")
     for result in results:
         print(f"  {result.describe()}")
+    finetune_outputs.outputs_table(run, results, time.perf_counter() - started).print()
     if args.json:
         summary = {
             "task": run.name,

@@ -18,6 +18,35 @@ from bert_jax.cli import training
 
 PROG = "bert-jax finetune"
 
+DESCRIPTION = """\
+Fine-tune a pretrained encoder on a task: a GLUE task (configs/glue.py:TASK, TASK one of cola
+sst2 mrpc stsb qqp mnli qnli rte wnli), SQuAD (configs/squad.py:v1.1 or v2.0), CoNLL-2003 NER
+(configs/ner.py:conll2003) or SWAG (configs/swag.py), with the BERT paper's recipe for each; or
+the embedded task configs/glue.py:docsource (reference or docstring sentence?), which needs no
+download and follows the quickstart.
+
+--config.init_from names the encoder: a bert-jax workdir or checkpoint step, a Hugging Face BERT
+directory or a Google TF checkpoint; its architecture and vocabulary are used. Training runs on
+the same trainer, mesh and checkpoints as pretraining, so the same command resumes. At the end
+the best checkpoint (by the task's main metric) scores every evaluation split into
+WORKDIR/eval_results.json and writes the task's prediction files beside it; `bert-jax evaluate`
+and `bert-jax predict` use the run afterwards. Add ",runlocal" to the config's argument for a few
+steps on a small batch that check a setup end to end."""
+
+EXAMPLES = [
+    "bert-jax finetune --config=configs/glue.py:docsource \\\n"
+    "    --workdir=workdir/quickstart-finetune --config.init_from=workdir/quickstart",
+    "bert-jax finetune --config=configs/glue.py:mrpc --workdir=runs/mrpc \\\n"
+    "    --config.init_from=HF_BERT_DIR --config.data.data_dir=GLUE_DIR",
+    "bert-jax finetune --config=configs/squad.py:v1.1 --workdir=runs/squad \\\n"
+    "    --config.init_from=HF_BERT_DIR --config.data.data_dir=SQUAD_DIR",
+    "bert-jax finetune --config=configs/glue.py:mrpc --help   # the MRPC recipe, field by field",
+]
+
+
+def _parser():
+    return training.run_parser(PROG, DESCRIPTION, EXAMPLES)
+
 
 def _builder():
     from bert_jax.tasks import registry
@@ -26,7 +55,7 @@ def _builder():
 
 
 def main(argv: list[str]) -> int:
-    values, summaries = training.train(argv, PROG, _builder)
+    values, summaries = training.train(argv, _parser(), _builder)
     if summaries is None:
         return 1
     if summaries.finished:  # a preempted run writes its outputs when it is resumed and ends

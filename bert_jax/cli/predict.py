@@ -23,13 +23,37 @@ import json
 import sys
 from collections.abc import Iterator
 
+from bert_jax.cli.parser import command_parser
 from bert_jax.errors import UserError
 
 PROG = "bert-jax predict"
 
 
+DESCRIPTION = """\
+Predict the lines on stdin (UTF-8) with a fine-tuned run's best checkpoint (or --step), printing
+one JSON object a line in the input order. What a line holds depends on the run's task:
+
+  task                      a line                prints
+  CoLA, SST-2               a text                {"label": ..., "probabilities": {...}}
+  MRPC, MNLI, STS-B, ...    text_a TAB text_b     the same; STS-B {"score": 3.82}
+  SQuAD                     question TAB context  {"answer": ..., "probability": ..., "nbest": []}
+  CoNLL-2003 NER            a sentence            {"words": [], "tags": [], "entities": [...]}
+
+Lines are read in chunks of --chunk and each chunk runs as evaluation batches, so any number of
+lines streams through in constant memory. A line of the wrong shape stops with one line naming
+it (exit 2); the lines before it have been printed."""
+
+EXAMPLES = [
+    "echo 'Return the number of items in a container.' | \\\n"
+    "    bert-jax predict --workdir=workdir/quickstart-finetune   # docstring or reference?",
+    "printf 'The cat sat.\\tA cat was sitting.\\n' | bert-jax predict --workdir=runs/mrpc",
+    "printf 'Who wrote it?\\tThe book was written by Jane Austen.\\n' | "
+    "bert-jax predict --workdir=runs/squad",
+]
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Predict the lines on stdin.")
+    p = command_parser(PROG, DESCRIPTION, EXAMPLES)
     p.add_argument("--workdir", required=True, help="the fine-tuning run's workdir")
     p.add_argument("--step", type=int, help="checkpoint step (default: the best one)")
     p.add_argument("--chunk", type=int, default=1024, help="lines predicted together")

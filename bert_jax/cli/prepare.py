@@ -5,7 +5,24 @@ from __future__ import annotations
 import argparse
 import os
 
+from bert_jax.cli.parser import command_parser
 from bert_jax.data.corpus_readers import FORMATS, PROSE_DOCUMENTS, CorpusSpec
+
+DESCRIPTION = """\
+Tokenize a corpus into pretraining shards: every document is cut into sentences, tokenized with
+--vocab (or a SentencePiece vocab trained on the corpus), and written as TFRecord shards that
+`bert-jax pretrain --config.data.data_dir=OUTPUT` reads. The corpus may be plain files (local or
+gs://, globs allowed) or a TensorFlow Datasets dataset such as Wikipedia; every core works on it,
+and the same seed gives the same shards."""
+
+EXAMPLES = [
+    "bert-jax prepare --input=workdir/quickstart/demo_data/text/corpus.txt --format=lines \\\n"
+    "    --vocab=workdir/quickstart/demo_data/text/vocab.txt --output=/tmp/demo_shards",
+    "bert-jax prepare --input='books/*.txt' --format=prose --train_sentencepiece=32000 \\\n"
+    "    --output=gs://BUCKET/shards_128",
+    "bert-jax prepare --input=wikipedia/20231101.en --format=tfds --data_dir=gs://BUCKET/tfds \\\n"
+    "    --vocab=vocab.txt --output=gs://BUCKET/wiki_128",
+]
 
 EPILOG = """\
 formats:
@@ -32,14 +49,9 @@ def _cpu_count() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bert-jax prepare",
-        description="Tokenize a corpus into pretraining shards.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser("bert-jax prepare", DESCRIPTION, EXAMPLES, epilog=EPILOG)
     p.add_argument("--input", required=True, help="GLOB[,GLOB...] or a TFDS dataset name")
-    p.add_argument("--format", choices=FORMATS, default="lines")
+    p.add_argument("--format", choices=FORMATS, default="lines", help="how the input is laid out")
     p.add_argument("--output", required=True, help="directory for the shards (local or gs://)")
     vocab = p.add_mutually_exclusive_group(required=True)
     vocab.add_argument("--vocab", help="vocab.txt (WordPiece) or *.model (SentencePiece)")
@@ -50,9 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a SentencePiece vocab of this size on the corpus (OUTPUT/spm.model), use it",
     )
     case = p.add_mutually_exclusive_group()
-    case.add_argument("--cased", dest="lowercase", action="store_false", default=None)
-    case.add_argument("--uncased", dest="lowercase", action="store_true")
-    p.add_argument("--num_shards", type=int, default=16)
+    case.add_argument(
+        "--cased", dest="lowercase", action="store_false", default=None,
+        help="keep case and accents (default: as the vocab was made)",
+    )  # fmt: skip
+    case.add_argument(
+        "--uncased", dest="lowercase", action="store_true", help="lowercase and strip accents"
+    )
+    p.add_argument("--num_shards", type=int, default=16, help="training shard files")
     held_out = p.add_mutually_exclusive_group()
     held_out.add_argument("--eval_documents", type=int, help="hold out exactly N documents")
     held_out.add_argument(
@@ -64,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="decides the eval split and shard order")
     p.add_argument("--workers", type=int, default=_cpu_count(), help="processes (default: cores)")
     p.add_argument("--text_field", default="text", help="jsonl/tfds: the field holding the text")
-    p.add_argument("--prose_documents", choices=PROSE_DOCUMENTS, default="file")
+    p.add_argument(
+        "--prose_documents", choices=PROSE_DOCUMENTS, default="file",
+        help="prose: what one document is",
+    )  # fmt: skip
     p.add_argument("--language", default="en", help="sentence splitter language (ISO 639)")
     p.add_argument("--data_dir", help="tfds: where the dataset is (or is built); may be gs://")
     p.add_argument("--split", default="train", help="tfds: the split to read")
@@ -73,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from bert_jax.data.prepare import PrepareOptions, format_summary, prepare
+    from bert_jax.data.prepare import PrepareOptions, format_summary, prepare, summary_table
 
     args = build_parser().parse_args(argv)
     corpus = CorpusSpec(
@@ -100,5 +120,7 @@ def main(argv: list[str]) -> int:
         workers=args.workers,
         progress=False if args.no_progress else None,
     )
-    print(format_summary(prepare(options)))
+    summary = prepare(options)
+    print(format_summary(summary))
+    summary_table(summary).print()
     return 0

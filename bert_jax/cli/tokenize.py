@@ -12,16 +12,29 @@ import argparse
 import os
 import sys
 
+from bert_jax.cli.parser import command_parser
 from bert_jax.errors import UserError
 
 CHUNK_BYTES = 1 << 20
 
 
+DESCRIPTION = """\
+Token ids for the lines on stdin, one output line per input line, ids separated by spaces.
+
+A tab splits a line into the two texts of a pair: with --special the ids are [CLS] a [SEP] b
+[SEP] (or [CLS] a [SEP] for one text), otherwise a's ids followed by b's. --vocab is a WordPiece
+vocab.txt (or the directory holding it) or a SentencePiece .model; a cased WordPiece vocabulary
+is detected from its entries. stdin is read as UTF-8 (bad bytes become U+FFFD) in chunks, each
+encoded as one parallel batch, so files of any size stream through."""
+
+EXAMPLES = [
+    "echo 'Hello, world!' | bert-jax tokenize --vocab=workdir/quickstart/demo_data/text/vocab.txt",
+    "printf 'The cat sat.\\tIt was tired.\\n' | bert-jax tokenize --vocab=vocab.txt --special",
+]
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bert-jax tokenize",
-        description="Token ids for the lines on stdin (a tab separates the texts of a pair).",
-    )
+    p = command_parser("bert-jax tokenize", DESCRIPTION, EXAMPLES)
     p.add_argument("--vocab", required=True, help="vocab.txt (or its directory), or a .model file")
     p.add_argument(
         "--cased",

@@ -30,6 +30,7 @@ from bert_jax.data.corpus_readers import CorpusSpec
 from bert_jax.data.documents import sentence_splitter
 from bert_jax.data.shard_writer import check_output, write_shards
 from bert_jax.errors import UserError
+from bert_jax.report_table import SummaryTable, duration
 
 WORK_DIR = ".prepare"
 SPM_PREFIX = "spm"
@@ -281,3 +282,25 @@ def format_summary(summary: dict) -> str:
         f"{s['dropped_empty_documents']:,} empty documents dropped, "
         f"{s['invalid_utf8_replacements']:,} invalid UTF-8 sequences replaced"
     )
+
+
+def summary_table(summary: dict) -> SummaryTable:
+    """The table `bert-jax prepare` ends with (from `prepare`'s summary)."""
+    s = summary
+    table = SummaryTable("prepare: summary")
+    table.add("output", s["output"])
+    if s["reused"]:
+        table.add("status", "already complete with the same plan: nothing done")
+    table.add("documents", s["documents"])
+    eval_split = f"{s['eval_documents']:,} documents"
+    if s["no_eval_reason"] or not s["eval_documents"]:
+        eval_split = f"none ({s['no_eval_reason'] or 'none was written'})"
+    table.add("train split", f"{s['train_documents']:,} documents in {s['shards']} shards")
+    table.add("eval split", eval_split)
+    table.add("sentences", s["sentences"])
+    table.add("tokens", s["tokens"])
+    if not s["reused"]:
+        mb = s["input_mb"]
+        table.add("input", f"{mb:,.1f} MB" if mb >= 0.1 else f"{1000 * mb:.1f} KB")
+        table.add("time", f"{duration(s['seconds'])} ({s['mb_per_s']:.2f} MB/s)")
+    return table

@@ -8,7 +8,8 @@ our params were loaded, which the checkpoint lacks, and which of its weights wen
 Export writes a directory `transformers` loads as is: BertForPreTraining (or the class of the
 heads present), or the task class of a fine-tuned model (`bert_jax/interop/tasks.py`), plus the
 tokenizer files (`bert_jax/interop/hf_tokenizer.py`). Every file goes through `bert_jax.paths`,
-so either side may be a gs:// directory.
+so either side may be a gs:// directory. Reading tensors, downloading a remote weights file and
+writing `model.safetensors` show progress bars (`bert_jax/progress.py`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Collection, Iterator, Mapping
 
 import flax.linen as nn
 import numpy as np
 
-from bert_jax import paths
+from bert_jax import paths, progress
 from bert_jax.errors import UserError
 from bert_jax.interop import hf_tokenizer, layout, names, tasks
 from bert_jax.model.config import BertConfig, from_json_file, to_hf_dict
@@ -42,6 +42,7 @@ _DECODER_WEIGHT = "cls.predictions.decoder.weight"
 _DECODER_BIAS = "cls.predictions.decoder.bias"
 _WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 _OUTPUT_BIAS = "cls.predictions.bias"
+_CHUNK = 16 << 20  # bytes per read or write of a weights file (and per progress update)
 
 # canonical HF name -> (name as the source spells it, array in PyTorch layout)
 Entries = dict[str, tuple[str, np.ndarray]]
@@ -180,10 +181,24 @@ def _local_file(path: paths.Path) -> Iterator[str]:
         yield os.fspath(path)
         return
     with tempfile.NamedTemporaryFile(suffix=path.suffix) as local:
-        with path.open("rb") as remote:
-            shutil.copyfileobj(remote, local, 16 << 20)
+        with path.open("rb") as remote, _byte_bar(_size(path), f"download {path.name}") as bar:
+            while chunk := remote.read(_CHUNK):
+                local.write(chunk)
+                bar.update(len(chunk))
         local.flush()
         yield local.name
+
+
+def _byte_bar(total: int | None, desc: str):
+    return progress.bar(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024)
+
+
+def _size(path: paths.Path) -> int | None:
+    """The file's size for a progress bar's total (None where the store will not say)."""
+    try:
+        return int(path.stat().st_size)
+    except Exception:  # noqa: BLE001 -- only a bar's total; the read itself reports errors
+        return None
 
 
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -192,7 +207,7 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
     out = {}
     with safe_open(str(path), framework="numpy") as f:
         keys = list(f.keys())
-        for key in keys:
+        for key in progress.bar(keys, desc=f"read {os.path.basename(path)}", unit="tensor"):
             try:
                 out[key] = f.get_tensor(key)
             except TypeError:
@@ -356,7 +371,7 @@ def save_hf(
     directory.mkdir(parents=True, exist_ok=True)
     hf_config = {**to_hf_dict(config), "architectures": [architecture], **hf_extra}
     (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
-    (directory / "model.safetensors").write_bytes(save(state, metadata={"format": "pt"}))
+    _write_bytes(directory / "model.safetensors", save(state, metadata={"format": "pt"}))
     files = ["config.json", "model.safetensors"]
     if vocab is not None:
         files += hf_tokenizer.save_tokenizer(
@@ -368,6 +383,16 @@ def save_hf(
         "architecture": architecture,
         "absent": [] if task is not None else absent,
     }
+
+
+def _write_bytes(target: paths.Path, data: bytes) -> None:
+    """`target.write_bytes(data)` in chunks, with a progress bar (a large model written to a
+    bucket takes a while)."""
+    view = memoryview(data)
+    with target.open("wb") as f, _byte_bar(len(data), f"write {target.name}") as bar:
+        for start in range(0, len(view), _CHUNK):
+            f.write(view[start : start + _CHUNK])
+            bar.update(min(_CHUNK, len(view) - start))
 
 
 def _architecture(absent: list[str]) -> str:

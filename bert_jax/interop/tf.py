@@ -3,7 +3,8 @@
 The variable names mirror Hugging Face's module names (`bert/encoder/layer_0/attention/self/
 query/kernel` ~ `bert.encoder.layer.0.attention.self.query.weight`), so each variable is renamed
 to its Hugging Face spelling and layout (kernels transposed to [out, in]) and the Hugging Face
-importer does the rest. TensorFlow is imported here only, when such a checkpoint is read.
+importer does the rest. TensorFlow is imported here only, when such a checkpoint is read; a
+progress bar counts the variables read (`bert_jax/progress.py`).
 
 Finding the checkpoint and reading bert_config.json go through `bert_jax.paths` (gcsfs for
 gs://); the variables themselves are read by TensorFlow's checkpoint reader, which reaches gs://
@@ -18,7 +19,7 @@ import re
 
 import numpy as np
 
-from bert_jax import paths
+from bert_jax import paths, progress
 from bert_jax.errors import UserError
 from bert_jax.interop import hf
 from bert_jax.model.config import BertConfig, from_json_file
@@ -82,7 +83,9 @@ def read_variables(prefix: paths.Path) -> dict[str, np.ndarray]:
         reader = tf.train.load_checkpoint(os.fspath(prefix))
     except Exception as e:  # noqa: BLE001 -- TF raises assorted errors for a bad checkpoint
         raise UserError(f"{prefix}: not a readable TF checkpoint ({type(e).__name__})") from None
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    names = list(reader.get_variable_to_shape_map())
+    bar = progress.bar(names, desc=f"read {prefix.name}", unit="var")
+    return {name: reader.get_tensor(name) for name in bar}
 
 
 def load_tf(path: paths.PathLike) -> tuple[BertConfig, dict, dict]:

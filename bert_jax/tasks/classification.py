@@ -19,6 +19,7 @@ import optax
 
 from bert_jax.model.config import BertConfig
 from bert_jax.model.heads import BertForSequenceClassification
+from bert_jax.tasks import baselines as chance
 from bert_jax.tasks import metrics as official
 from bert_jax.tasks.base import StepPlan, Task, TaskData
 from bert_jax.trainer import flops
@@ -62,6 +63,7 @@ class SequenceClassificationTask(Task):
     chosen by `main_metric` (a key of the evaluation results)."""
 
     model_kind = "classification"
+    label_names: tuple[str, ...] | None = None  # the labels' names, for messages
 
     def __init__(
         self,
@@ -153,6 +155,14 @@ class SequenceClassificationTask(Task):
         predictions = gather_predictions(outputs)
         loss = self._host_loss(predictions)
         return {**self.score(predictions), "loss": loss}
+
+    def baselines(self) -> chance.Baselines:
+        """Each metric of always predicting a split's majority class (accuracy: that class's
+        share), on the evaluation batches; none for regression."""
+        if self.regression or self.data is None:
+            return {}
+        metrics = {name: official.METRICS[name] for name in self.metric_names}
+        return chance.majority_class(self.data.evaluation(), metrics, self.label_names)
 
     def _host_loss(self, predictions: Predictions) -> float:
         if self.regression:

@@ -18,23 +18,28 @@ TSV (not JSON lines) so the files read like the GLUE files they describe and loa
 spreadsheet or `pandas.read_csv(sep="\\t")`. A test split whose file is missing is skipped with
 one line, not an error: GLUE's download has them, copies of it often do not.
 
-Every process computes (the eval step is a collective); only process 0 writes.
+Every process computes (the eval step is a collective); only process 0 writes, and ends with
+a summary table (`outputs_table`: each split's metrics beside the task's baselines, the files,
+the time taken).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import jax
 import numpy as np
 
 from bert_jax import paths
 from bert_jax.errors import UserError
+from bert_jax.report_table import SummaryTable, duration
 from bert_jax.tasks import glue_readers, sentence_batches
 from bert_jax.tasks.classification import Predictions, gather_predictions
 from bert_jax.tasks.finetune_run import FinetunedRun, open_run, warn
 from bert_jax.tasks.glue_tasks import GLUE_TASKS, GlueTask
+from bert_jax.trainer import run_summary
 
 RESULTS_FILE = "eval_results.json"
 SUBMISSION_DIR = "submission"
@@ -171,7 +176,7 @@ def predict_target(run: FinetunedRun, target: Target) -> SplitResult:
     features = run.encode(examples)
     result = SplitResult(target, examples=len(features))
     if target.labelled:
-        outputs = run.eval_outputs(features)
+        outputs = run.eval_outputs(features, target.name)
         if not outputs:
             raise UserError(f"{run.name} {target.split} split holds no examples")
         predictions = gather_predictions(outputs)
@@ -179,7 +184,7 @@ def predict_target(run: FinetunedRun, target: Target) -> SplitResult:
         result.written = f"predictions_{target.split}.tsv"
         text = predictions_tsv(target.spec, features.indices[predictions.rows], predictions)
     else:
-        predictions = run.predict(features)
+        predictions = run.predict(features, target.name)
         result.written = f"{SUBMISSION_DIR}/{target.spec.submission_files[target.split]}"
         text = submission_tsv(target.spec, features.indices[predictions.rows], predictions)
     _write(run.workdir / result.written, text)
@@ -236,14 +241,41 @@ def write_split_outputs(run: FinetunedRun, which: str) -> tuple[list[SplitResult
     return results, write_results(run, results)
 
 
+def outputs_table(run: FinetunedRun, results: list[SplitResult], seconds: float) -> SummaryTable:
+    """What was scored and written: the checkpoint, every labelled split's metrics (beside the
+    task's baselines where it has them), the test predictions, the files, the time taken."""
+    table = SummaryTable(f"{run.name}: outputs of step {run.step:,}")
+    table.add("checkpoint", f"step {run.step:,} ({run.step_dir})")
+    baselines = run_summary.task_baselines(run.task)
+    for result in results:
+        name = result.target.name
+        if result.skipped:
+            table.add(name, f"nothing written ({result.skipped})")
+        elif result.metrics is None:
+            table.add(name, f"{result.examples:,} predictions")
+        else:
+            split = result.target.split
+            run_summary.add_metrics(table, f"{name} ", result.metrics, baselines, split)
+    written = [r.written for r in results if r.written]
+    if any(r.metrics is not None for r in results):
+        written.insert(0, RESULTS_FILE)
+    table.add("written", f"{', '.join(written)} in {run.workdir}" if written else "nothing")
+    table.add("time", duration(seconds))
+    return table
+
+
 def write_outputs(config, workdir) -> None:
     """After `bert-jax finetune`: the best checkpoint's dev results, dev predictions and test
     submissions (the module docstring lists the files)."""
+    started = time.perf_counter()
     run = open_run(workdir, config=config)
     lines = [f"outputs of {run.name} step {run.step} in {run.workdir}:"]
+    every = []
     for which in ("dev", "test"):
         results, _ = write_split_outputs(run, which)
         lines += [f"  {r.describe()}" for r in results]
+        every += results
     lines.insert(1, f"  {RESULTS_FILE}")
     if jax.process_index() == 0:
         print("\n".join(lines), flush=True)
+        outputs_table(run, every, time.perf_counter() - started).print()

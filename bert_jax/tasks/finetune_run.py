@@ -32,6 +32,7 @@ from bert_jax.tasks.classification import Predictions, gather_predictions
 from bert_jax.tasks.glue_readers import Example
 from bert_jax.tasks.glue_tasks import GlueTask, glue_task
 from bert_jax.tasks.text_features import Features, encode_pairs
+from bert_jax.trainer import loop
 from bert_jax.trainer import state as train_state
 from bert_jax.trainer import step as train_step
 
@@ -75,23 +76,22 @@ class FinetunedRun:
             self.spec.is_regression,
         )
 
-    def eval_outputs(self, features: Features) -> list[dict[str, np.ndarray]]:
+    def eval_outputs(self, features: Features, desc: str = "eval") -> list[dict[str, np.ndarray]]:
         """What the eval step brings back for every batch of `features` (host numpy), as the
         training loop's evaluation gets them (a collective: every process calls it with the
-        same features)."""
+        same features); a progress bar named `desc` counts the batches."""
         data = self.config.data
         batches = sentence_batches.eval_batches(
             features, self.eval_batch_size, data.pad_multiple, data.max_seq_length, self.feed
         )
-        global_batches = (sharding.to_global_batch(b, self.feed) for b in batches)
-        return jax.device_get([self.eval_fn(self.params, b) for b in global_batches])
+        return loop.eval_outputs(self.eval_fn, self.params, batches, self.feed, desc)
 
-    def predict(self, features: Features) -> Predictions:
+    def predict(self, features: Features, desc: str = "predict") -> Predictions:
         """Every row's logits, in the order of `features` (a collective, as `eval_outputs`)."""
         if not len(features):
             width = self.task.num_labels
             return Predictions(np.zeros(0, np.int64), np.zeros((0, width)), features.labels)
-        return gather_predictions(self.eval_outputs(features))
+        return gather_predictions(self.eval_outputs(features, desc))
 
 
 def pick_step(root: paths.Path, main_metric: str, higher_is_better: bool = True) -> int:

@@ -93,9 +93,12 @@ def from_checkpoint(config, task: str, warn):
 
 
 def read_examples(task: GlueTask, data, split: str, warn):
-    """A split's examples from the TSV files or TFDS; skipped rows reported in one line."""
+    """A split's examples from the TSV files or TFDS (an embedded task without a data_dir: from
+    its generator); skipped rows reported in one line."""
     if data.tfds:
         return glue_readers.read_tfds_split(task, split, data.tfds_data_dir or None)
+    if not data.data_dir and task.embedded:
+        return glue_readers.read_embedded(task, split)
     if not data.data_dir:
         raise UserError(
             f"data.data_dir is empty: set --config.data.data_dir=GLUE_DIR (holding "
@@ -155,6 +158,20 @@ class SentenceData(TaskData):
         )
 
 
+def keep_embedded_files(task: GlueTask, workdir, warn) -> None:
+    """Write the generated files of an embedded task into WORKDIR/data (process 0), so the rows
+    that predictions_dev.tsv numbers can be read beside it; what was trained on is the same
+    text, generated in memory."""
+    import jax
+
+    from bert_jax.data import doc_source
+
+    if jax.process_index() == 0:
+        directory = doc_source.write(paths.join(workdir, "data"))
+        where = paths.join(directory, task.dir_name)
+        warn(f"note: {task.name} is generated from this Python's documentation (files: {where})")
+
+
 def step_plan(config, num_train: int) -> StepPlan:
     t = config.train
     per_epoch = sentence_batches.steps_per_epoch(num_train, t.batch_size)
@@ -199,6 +216,8 @@ def build(config, workdir, feed, eval_batch_size: int, warn) -> SequenceClassifi
     if not len(train.input_ids):
         raise UserError(f"{task.name} train split holds no examples")
     dev = {split: encode(split) for split in task.dev_splits}
+    if task.embedded and not data_cfg.data_dir and not data_cfg.tfds and workdir:
+        keep_embedded_files(task, workdir, warn)
     data = SentenceData(
         train_features=train,
         eval_features=dev,
@@ -230,6 +249,7 @@ class GlueFinetune(SequenceClassificationTask):
     def __init__(self, spec: GlueTask, tokenizer, source, **kwargs):
         super().__init__(**kwargs)
         self.spec, self.tokenizer, self.source = spec, tokenizer, source
+        self.label_names = spec.labels
 
     def checkpoint_metadata(self) -> dict:
         return {

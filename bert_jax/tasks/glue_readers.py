@@ -84,6 +84,22 @@ def read_split(
     return parse_tsv(task, split, _read_text(path), source=str(path))
 
 
+def read_embedded(task: GlueTask, split: str) -> list[Example]:
+    """The examples of a split of an embedded task, generated (`bert_jax.data.doc_source`) and
+    read as its TSV file would be."""
+    task.check_split(split)
+    if not task.embedded:
+        raise UserError(f"GLUE task {task.name} is not embedded: set data.data_dir")
+    from bert_jax.data import doc_source
+
+    text = doc_source.tsv_text(split)
+    source = f"embedded {task.dir_name}/{task.files[split]}"
+    examples, skipped = parse_tsv(task, split, text, source=source)
+    if skipped:  # the generator writes one sentence per row, never a tab inside it
+        raise UserError(f"{skipped[0]}: generated row with a tab inside its sentence")
+    return examples
+
+
 def _read_text(path: paths.Path) -> str:
     try:
         data = path.read_bytes()
@@ -191,6 +207,8 @@ def read_tfds_split(
     """The examples of one split from TFDS's `glue/<task>` (downloaded and prepared into
     `data_dir` on first use, as `tfds.load` does), ordered by their row index."""
     task.check_split(split)
+    if not task.tfds_name:
+        raise UserError(f"{task.name} is not in TensorFlow Datasets (set data.tfds=False)")
     import tensorflow_datasets as tfds  # heavy (TensorFlow): only for this path
 
     try:

@@ -10,6 +10,7 @@ import numpy as np
 from bert_jax.errors import UserError
 from bert_jax.model.config import BertConfig, preset
 from bert_jax.model.heads import BertForPreTraining
+from bert_jax.tasks import baselines as chance
 from bert_jax.tasks import pretraining_loss as losses
 from bert_jax.tasks.base import StepPlan, Task, TaskData
 from bert_jax.trainer import flops
@@ -60,6 +61,7 @@ class PretrainingTask(Task):
         self.nsp = nsp
         self.data = data
         self.vocab_fingerprint = vocab_fingerprint
+        self._baselines: chance.Baselines | None = None
 
     def example_batch(self) -> dict[str, np.ndarray]:
         ids = np.zeros((1, self.seq_length), np.int32)
@@ -102,6 +104,18 @@ class PretrainingTask(Task):
             for key, value in sums.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
         return losses.summarize(totals, self.nsp) if totals else {}
+
+    def baselines(self) -> chance.Baselines:
+        """mlm_accuracy: the unigram baseline (always the most frequent masked token of the
+        held-out batches); nsp_accuracy: the share of their majority NSP label (about 50%).
+        Computed once, on the batches evaluation uses; empty without a held-out split."""
+        if self._baselines is None:
+            self._baselines = {}
+            if self.data is not None and self.data.has_eval:
+                batches = self.data.evaluation()["eval"]
+                token_text = getattr(self.data, "token_text", None)
+                self._baselines = chance.pretraining(batches, self.nsp, token_text)
+        return self._baselines
 
     def plan(self, config) -> StepPlan:
         t = config.train

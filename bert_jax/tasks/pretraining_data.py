@@ -28,6 +28,7 @@ class PretrainData(TaskData):
     held_out: object
     holds_eval: bool
     feed: object = None
+    token_text: object = None  # token id -> its text (None for synthetic data), for messages
 
     def train(self, state):
         return self.open_train(state)
@@ -51,7 +52,7 @@ def _data_config(data):
 
 
 def _tokens(data):
-    """SpecialTokens, vocab size and fingerprint of the shards' tokenizer (checked against the
+    """SpecialTokens (with the vocab size) and the tokenizer of the shards (checked against the
     fingerprint in metadata.json)."""
     from bert_jax.data import shard_reader
     from bert_jax.data.pretrain_config import SpecialTokens
@@ -70,17 +71,18 @@ def _tokens(data):
         )
     tokenizer = load_tokenizer(path, lowercase=made_with.get("lowercase"))
     shard_reader.check_tokenizer(data.data_dir, tokenizer)
-    return SpecialTokens.from_tokenizer(tokenizer), tokenizer.fingerprint
+    return SpecialTokens.from_tokenizer(tokenizer), tokenizer
 
 
-def _demo_data(data, workdir: str | None, process_count: int):
-    """`data` with data_dir pointing at the embedded demo corpus, prepared under the workdir."""
+def _demo_data(data, workdir: str | None, process_count: int, log):
+    """`data` with data_dir pointing at the embedded demo corpus, prepared under the workdir
+    (`log` gets a line per step)."""
     from bert_jax.data import demo_corpus
 
     if not workdir or process_count > 1:
         raise UserError("data.demo_corpus needs a --workdir and a single process")
     data = data.copy_and_resolve_references()
-    data.data_dir = demo_corpus.prepared_shards(workdir.rstrip("/") + "/demo_data")
+    data.data_dir = demo_corpus.prepared_shards(workdir.rstrip("/") + "/demo_data", log=log)
     return data
 
 
@@ -91,7 +93,7 @@ def open_data(config, eval_batch_size: int, feed, workdir=None, warn=print) -> P
     read identical rows. No held-out examples: `has_eval` is False, with one `warn` line."""
     data, train_cfg = config.data, config.train
     if data.demo_corpus and not data.synthetic:
-        data = _demo_data(data, workdir, feed.process_count)
+        data = _demo_data(data, workdir, feed.process_count, warn)
     if data.synthetic:
         vocab_size = config.model.vocab_size or SYNTHETIC_VOCAB_SIZE
         shape = (data.max_seq_length, data.max_predictions_per_seq, vocab_size)
@@ -118,7 +120,7 @@ def open_data(config, eval_batch_size: int, feed, workdir=None, warn=print) -> P
     from bert_jax.data import eval_data, pipeline
 
     data_cfg = _data_config(data)
-    tokens, fingerprint = _tokens(data)
+    tokens, tokenizer = _tokens(data)
     streams = {"process_index": feed.group, "process_count": feed.groups}
 
     def train(state):
@@ -135,7 +137,15 @@ def open_data(config, eval_batch_size: int, feed, workdir=None, warn=print) -> P
         return itertools.islice(eval_set, train_cfg.eval_batches)
 
     has_eval = train_cfg.eval_batches > 0 and _holds_eval_examples(data.data_dir, evaluation, warn)
-    return PretrainData(tokens.vocab_size, fingerprint, train, evaluation, has_eval, feed)
+    return PretrainData(
+        tokens.vocab_size,
+        tokenizer.fingerprint,
+        train,
+        evaluation,
+        has_eval,
+        feed,
+        token_text=tokenizer.id_to_token,
+    )
 
 
 def _holds_eval_examples(data_dir: str, evaluation, warn) -> bool:

@@ -10,19 +10,23 @@
   SWAG                      predictions_<split>.tsv: index, label, prediction, probability
                             of each choice
 
-Every process computes (the eval step is a collective); only process 0 writes.
+Every process computes (the eval step is a collective); only process 0 writes, and ends with
+a summary table (the metrics beside the task's baselines, the files, the time taken).
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 import jax
 
 from bert_jax import paths
+from bert_jax.report_table import SummaryTable, duration
 from bert_jax.tasks import registry
 from bert_jax.tasks.classification import gather_predictions
 from bert_jax.tasks.task_run import RESULTS_FILE, TaskRun, open_task_run
+from bert_jax.trainer import run_summary
 
 
 def _write(path: paths.Path, text: str) -> None:
@@ -44,7 +48,7 @@ def ner_outputs(run: TaskRun) -> tuple[dict, list[str]]:
 
     task, metrics, files = run.task, {}, []
     for split, features in task.data.eval_features.items():
-        outputs = run.outputs(task.data.batches(features))
+        outputs = run.outputs(task.data.batches(features), split)
         metrics |= {f"{split}/{k}": v for k, v in task.evaluate(split, outputs).items()}
         tags = word_predictions(features, outputs, task.labels)
         files.append(f"predictions_{split}.txt")
@@ -55,7 +59,7 @@ def ner_outputs(run: TaskRun) -> tuple[dict, list[str]]:
 def choice_outputs(run: TaskRun) -> tuple[dict, list[str]]:
     task, metrics, files = run.task, {}, []
     for split, features in task.data.eval_features.items():
-        outputs = run.outputs(task.data.batches(features))
+        outputs = run.outputs(task.data.batches(features), split)
         metrics |= task.evaluate(split, outputs)
         predictions = gather_predictions(outputs)
         width = predictions.logits.shape[1]
@@ -82,6 +86,7 @@ WRITERS = {"squad": squad_outputs, "ner": ner_outputs, "swag": choice_outputs}
 def write_outputs(config, workdir, step: int | None = None, data_dir: str | None = None) -> dict:
     """Evaluate the best checkpoint (or `step`) of the run in `workdir`, write its files and
     eval_results.json; returns what eval_results.json holds."""
+    started = time.perf_counter()
     run = open_task_run(workdir, config=config, step=step, data_dir=data_dir)
     metrics, files = WRITERS[registry.family(run.config.task)](run)
     content = {
@@ -98,4 +103,16 @@ def write_outputs(config, workdir, step: int | None = None, data_dir: str | None
         print(f"outputs of {run.task.name} step {run.step} in {run.workdir}:", flush=True)
         print(f"  {shown}", flush=True)
         print(f"  {' '.join(content['files'])}", flush=True)
+        outputs_table(run, content, time.perf_counter() - started).print()
     return content
+
+
+def outputs_table(run: TaskRun, content: dict, seconds: float) -> SummaryTable:
+    """What was scored and written: the checkpoint, the metrics (beside the task's baselines
+    where it has them), the files, the time taken."""
+    table = SummaryTable(f"{run.task.name}: outputs of step {run.step:,}")
+    table.add("checkpoint", f"step {run.step:,} ({run.step_dir})")
+    run_summary.add_metrics(table, "", content["metrics"], run_summary.task_baselines(run.task))
+    table.add("written", f"{', '.join(content['files'])} in {run.workdir}")
+    table.add("time", duration(seconds))
+    return table

@@ -49,10 +49,10 @@ class TaskRun:
         """Every evaluation split's metrics, as the training loop computes them (a collective)."""
         return loop.evaluate(self.eval_fn, self.params, self.task, self.feed)
 
-    def outputs(self, batches) -> list[dict]:
-        """The eval step's outputs for host batches (a collective), as host numpy."""
-        global_batches = (sharding.to_global_batch(b, self.feed) for b in batches)
-        return jax.device_get([self.eval_fn(self.params, b) for b in global_batches])
+    def outputs(self, batches, desc: str = "predict") -> list[dict]:
+        """The eval step's outputs for host batches (a collective), as host numpy; a progress
+        bar named `desc` counts the batches."""
+        return loop.eval_outputs(self.eval_fn, self.params, batches, self.feed, desc)
 
 
 def family_of(workdir: paths.PathLike) -> str:

@@ -11,6 +11,8 @@ state is saved only after its loss and gradient norm were seen to be finite), an
 and the end. A non-finite metric stops the run without saving the state that produced it; an
 evaluation that fails saves the step first, then raises. A task without evaluation data trains
 without evaluation. With a main metric, the best checkpoint is kept besides the last ones.
+When the run ends (or stops for a preemption notice), process 0 prints the run's summary table
+(`bert_jax/trainer/run_summary.py`) on stdout.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from collections.abc import Callable
 
 import jax
 
-from bert_jax import sharding
+from bert_jax import progress, sharding
 from bert_jax.checkpoint import manager as checkpointing
 from bert_jax.errors import UserError
 from bert_jax.tasks.base import StepPlan, Task
-from bert_jax.trainer import accumulate, optim
+from bert_jax.trainer import accumulate, optim, run_summary
 from bert_jax.trainer import state as train_state
 from bert_jax.trainer import step as train_step
 from bert_jax.trainer.report import Reporter, Throughput
@@ -37,9 +39,13 @@ BuildTask = Callable[..., Task]
 
 class Summaries(dict):
     """The last train and eval summaries ("train/loss", "eval/accuracy", ...). `finished`: the
-    run reached its last step (False when a preemption notice stopped it first)."""
+    run reached its last step (False when a preemption notice stopped it first); `first_step`
+    and `last_step`: where this session started and stopped; `rates`: `Throughput.overall`."""
 
     finished: bool = False
+    first_step: int = 0
+    last_step: int = 0
+    rates: dict | None = None
 
 
 class Diverged(RuntimeError):
@@ -137,12 +143,17 @@ def train_and_evaluate(config, workdir: str | None, build_task: BuildTask) -> Su
         reporter = Reporter(workdir, run.plan.num_steps, first_step, jax.process_index() == 0)
         try:
             reporter.line(_banner(run, state, source, first_step))
-            return _loop(run, state, data_state, ckpt, reporter, started)
+            summaries = _loop(run, state, data_state, ckpt, reporter, started)
         finally:
             reporter.close()
     finally:
         if ckpt is not None:
             ckpt.close()
+    if jax.process_index() == 0:  # after the last save is committed: the best step is on disk
+        run_summary.training_table(
+            run.task, run.plan, summaries, time.perf_counter() - started, ckpt
+        ).print()
+    return summaries
 
 
 def _banner(run: Setup, state, source: str, step: int) -> str:
@@ -164,6 +175,7 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> Summaries:
     throughput = Throughput(run.task.model_config.dtype)
     totals = accumulate.Accumulator()
     summaries = Summaries()
+    summaries.first_step = step
     pending = None  # (step, device metrics, host batch stats): dispatched, not yet read
     last_saved = ckpt.latest_step() if ckpt is not None else None
 
@@ -210,6 +222,7 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> Summaries:
         if not (eval_due or save_due):
             continue
         settle()
+        throughput.pause()
         eval_summary, eval_error = None, None
         if eval_due:
             try:
@@ -239,6 +252,8 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> Summaries:
             break
     settle()
     summaries.finished = step >= plan.num_steps
+    summaries.last_step = step
+    summaries.rates = throughput.overall(step)
     return summaries
 
 
@@ -251,14 +266,39 @@ def _batch_stats(task: Task, batch: dict) -> tuple[float, int, int]:
     return task.step_flops(batch), rows, rows * positions * length
 
 
+def eval_outputs(eval_fn, params, batches, feed, desc: str = "eval") -> list[dict]:
+    """What the eval step brings back for every host batch, as host numpy (a collective: every
+    process calls it with its rows of the same batches).
+
+    Each batch is dispatched before the one before it is waited for, so the host prepares the
+    next batch while the device computes, and the progress bar (`desc`, on stderr where
+    `bert_jax.progress` shows bars) counts batches done, with an ETA where `batches` has a
+    length (fine-tuning splits); a stream (pretraining's held-out shards) shows the count."""
+    total = len(batches) if hasattr(batches, "__len__") else None
+    outputs = []
+    bar = progress.bar(
+        total=total, desc=desc, unit="batch", leave=False, process_index=jax.process_index()
+    )
+    with bar:
+        for batch in batches:
+            outputs.append(eval_fn(params, sharding.to_global_batch(batch, feed)))
+            if len(outputs) > 1:
+                jax.block_until_ready(outputs[-2])
+                bar.update()
+        if outputs:
+            jax.block_until_ready(outputs[-1])
+            bar.update()
+    return jax.device_get(outputs)
+
+
 def evaluate(eval_fn, params, task: Task, feed) -> dict[str, float]:
-    """The task's metrics on every evaluation split (each split's batches all dispatched, then
-    read). One split: its metric names; several: `split/metric`."""
+    """The task's metrics on every evaluation split. One split: its metric names; several:
+    `split/metric`."""
     results = {}
     splits = task.data.evaluation()
     for split, batches in splits.items():
-        outputs = [eval_fn(params, sharding.to_global_batch(b, feed)) for b in batches]
-        metrics = task.evaluate(split, jax.device_get(outputs))
+        desc = "eval" if split == "eval" else f"eval {split}"
+        metrics = task.evaluate(split, eval_outputs(eval_fn, params, batches, feed, desc))
         if len(splits) == 1:
             return metrics
         results.update({f"{split}/{k}": v for k, v in metrics.items()})

@@ -1,7 +1,9 @@
 """What a run reports: console lines with a progress bar and ETA (tqdm), TensorBoard scalars
-(tensorboardX: no TensorFlow in the loop), and throughput with model FLOP utilisation.
+(tensorboardX: no TensorFlow in the loop), and throughput with model FLOP utilisation, between
+log steps and over the whole run (the end-of-run table, `bert_jax/trainer/run_summary.py`).
 
-Only process 0 writes; every other process gets a reporter that stays silent.
+Only process 0 writes; every other process gets a reporter that stays silent. The step bar is
+drawn unless BERT_JAX_PROGRESS=0 (`bert_jax/progress.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 
 import jax
 
+from bert_jax import progress
 from bert_jax.trainer import flops
 
 log = logging.getLogger("bert_jax.trainer.loop")
@@ -23,7 +26,10 @@ class Throughput:
     not at launch.
 
     MFU is against the chip's peak for the model's compute `dtype` (a float32 model against
-    the float32 matmul peak), so it never looks low because the bfloat16 peak was assumed."""
+    the float32 matmul peak), so it never looks low because the bfloat16 peak was assumed.
+
+    `overall` gives the same rates over the whole run: from the first step read to the last,
+    less the pauses (evaluation, checkpoint hand-over) marked by `pause` ... `restart`."""
 
     def __init__(self, dtype: str):
         self.devices = jax.device_count()
@@ -32,6 +38,10 @@ class Throughput:
         self.kind = kind
         self._since: tuple[float, int] | None = None
         self._work = [0.0, 0, 0]  # FLOPs, sequences, tokens since `_since`
+        self._run_since: tuple[float, int] | None = None  # the first step read: time, step
+        self._run_work = [0.0, 0, 0]  # FLOPs, sequences, tokens since `_run_since`
+        self._paused = 0.0  # seconds of pauses since `_run_since`
+        self._pause_started: float | None = None
 
     @property
     def running(self) -> bool:
@@ -41,16 +51,39 @@ class Throughput:
         """Step `step` is done. The first one starts the clock (its time held compilation)."""
         if self._since is None:
             self._since = (time.perf_counter(), step)
+            self._run_since = self._since
             return
-        self._work[0] += step_flops
-        self._work[1] += sequences
-        self._work[2] += tokens
+        for work in (self._work, self._run_work):
+            work[0] += step_flops
+            work[1] += sequences
+            work[2] += tokens
+
+    def pause(self) -> None:
+        """Training stops here for a while (evaluation, a checkpoint) until `restart`."""
+        if self._since is not None:
+            self._pause_started = time.perf_counter()
 
     def restart(self, step: int) -> None:
         """Count from here (after a pause the rate should not include)."""
         if self._since is not None:
-            self._since = (time.perf_counter(), step)
+            now = time.perf_counter()
+            if self._pause_started is not None:
+                self._paused += now - self._pause_started
+                self._pause_started = None
+            self._since = (now, step)
             self._work = [0.0, 0, 0]
+
+    def overall(self, step: int) -> dict[str, float]:
+        """The rates of `measure` over the whole run up to `step` (the last step read), plus
+        `seconds_per_step`; {} before two steps were read."""
+        if self._run_since is None:
+            return {}
+        then, first = self._run_since
+        steps, seconds = step - first, time.perf_counter() - then - self._paused
+        out = self._rates(steps, seconds, *self._run_work)
+        if out:
+            out["seconds_per_step"] = seconds / steps
+        return out
 
     def measure(self, step: int) -> dict[str, float]:
         if self._since is None:
@@ -60,6 +93,9 @@ class Throughput:
         steps, seconds = step - first, now - then
         (work_flops, sequences, tokens), self._work = self._work, [0.0, 0, 0]
         self._since = (now, step)
+        return self._rates(steps, seconds, work_flops, sequences, tokens)
+
+    def _rates(self, steps, seconds, work_flops, sequences, tokens) -> dict[str, float]:
         if steps <= 0 or seconds <= 0:
             return {}
         model_flops = work_flops / seconds
@@ -86,7 +122,12 @@ class Reporter:
         from tqdm import tqdm
 
         self.bar = tqdm(
-            total=total_steps, initial=first_step, unit="step", dynamic_ncols=True, smoothing=0.1
+            total=total_steps,
+            initial=first_step,
+            unit="step",
+            dynamic_ncols=True,
+            smoothing=0.1,
+            disable=progress.setting() is False,
         )
         if workdir:
             from tensorboardX import SummaryWriter
