@@ -42,5 +42,14 @@ def _pretraining():
 
 
 def main(argv: list[str]) -> int:
-    _, summaries = training.train(argv, _parser(), _pretraining)
-    return 0 if summaries is not None else 1
+    values, summaries = training.train(argv, _parser(), _pretraining)
+    if summaries is None:
+        return 1
+    if values.config.data.demo_corpus and summaries.finished:
+        import jax
+
+        from bert_jax.data import demo_corpus
+
+        if jax.process_index() == 0:  # the quickstart: say what to run next
+            print(demo_corpus.next_step(values.workdir))
+    return 0

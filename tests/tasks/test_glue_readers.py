@@ -114,7 +114,9 @@ def test_mnli_and_ax_files():
 
 
 def test_unknown_task_and_split():
-    with pytest.raises(UserError, match=r"unknown GLUE task 'squad' \(known: cola sst2 .* ax\)"):
+    with pytest.raises(
+        UserError, match=r"unknown GLUE task 'squad' \(known: cola sst2 .* ax docsource\)"
+    ):
         glue_task("squad")
     with pytest.raises(
         UserError, match=r"task mrpc has no split 'validation' \(it has: train dev test\)"
