@@ -44,13 +44,9 @@ set -euo pipefail
 prog=launch/gpu.sh
 here=$(cd "$(dirname "$0")" && pwd)
 port=${COORDINATOR_PORT:-12355}
-# Commands whose processes form one run (they join through jax.distributed); the others run on
-# rank 0 only.
-spanning_commands=" pretrain finetune evaluate "
 
-# shellcheck source=launch/shell_words.sh
+# shellcheck source=shell_words.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/shell_words.sh"
-
 
 # Replace this script with the command, or under --dry-run print it.
 run() {
@@ -77,22 +73,12 @@ while [[ $# -gt 0 ]]; do
     --gpus_per_node=*) gpus_per_node=${1#*=} ;;
     --srun_arg=*) srun_args+=("${1#*=}") ;;
     --dry-run) dry_run=1 ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    -*) die "unknown option $1 (options of bert-jax go after its command:" \
-      "pretrain --config=...; see --help)" ;;
+    -*) help_or_unknown_option "$1" ;;
     *) break ;;
   esac
   shift
 done
-# --dry-run counts anywhere, even after the bert-jax command (which has no option of that name):
-# a dry run wanted must never run.
-words=()
-for word in "$@"; do
-  if [[ $word == --dry-run ]]; then dry_run=1; else words+=("$word"); fi
-done
+take_dry_run "$@"
 set -- ${words[@]+"${words[@]}"}
 [[ $# -gt 0 ]] || die "expected a bert-jax command, e.g. $prog pretrain --config=... (see --help)"
 command=$1

@@ -57,16 +57,12 @@ set -euo pipefail
 prog=launch/tpu_vm.sh
 repo=$(cd "$(dirname "$0")/.." && pwd)
 poll_seconds=${TPU_POLL_SECONDS:-30}
-# Commands whose processes form one run over the whole slice (they join through
-# jax.distributed); every other bert-jax command runs on one worker unless --worker says more.
-spanning_commands=" pretrain finetune evaluate "
 
-# shellcheck source=launch/shell_words.sh
+# shellcheck source=shell_words.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/shell_words.sh"
 note() { echo "$prog: $*" >&2; }
 
 # --- printing and running commands ------------------------------------------------------------
-
 
 # Run a command, or under --dry-run print it (to fd 3: the script's stdout, even from inside
 # a command substitution).
@@ -109,12 +105,7 @@ while [[ $# -gt 0 ]]; do
     --worker=*) worker=${1#*=} ;;
     --delete) delete=1 ;;
     --dry-run) dry_run=1 ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    -*) die "unknown option $1 (options of bert-jax go after its command:" \
-      "pretrain --config=...; see --help)" ;;
+    -*) help_or_unknown_option "$1" ;;
     *)
       if [[ ${#positionals[@]} -lt 3 ]]; then
         positionals+=("$1")
@@ -127,15 +118,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-# --dry-run counts anywhere, even after the bert-jax command (which has no option of that name):
-# a dry run wanted must never run.
-if [[ ${#bert_jax_args[@]} -gt 0 ]]; then
-  words=("${bert_jax_args[@]}")
-  bert_jax_args=()
-  for word in "${words[@]}"; do
-    if [[ $word == --dry-run ]]; then dry_run=1; else bert_jax_args+=("$word"); fi
-  done
-fi
+take_dry_run ${bert_jax_args[@]+"${bert_jax_args[@]}"}
+bert_jax_args=(${words[@]+"${words[@]}"})
 
 [[ ${#positionals[@]} -eq 3 ]] || die "expected COMMAND NAME ZONE (see --help)"
 action=${positionals[0]} name=${positionals[1]} zone=${positionals[2]}

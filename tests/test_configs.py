@@ -73,9 +73,8 @@ def test_any_architecture_from_flags_minilm_shape():
     its BertModel has exactly Hugging Face's 22,713,216 parameters."""
     flags = ["--config.model.hidden_size=384", "--config.model.num_layers=6",
              "--config.model.num_heads=12", "--config.model.intermediate_size=1536"]  # fmt: skip
-    values = config_args.parse([f"--config={REPO}/configs/pretrain.py:base", *flags],
-                               lambda v: None, "test")  # fmt: skip
-    c = pretraining.bert_config(values.config.model, 30522, 128, 20)
+    config = config_args.load(f"{REPO}/configs/pretrain.py:base", flags)
+    c = pretraining.bert_config(config.model, 30522, 128, 20)
     assert (c.hidden_size, c.num_layers, c.num_heads, c.intermediate_size) == (384, 6, 12, 1536)
     ids = jnp.zeros((1, 8), jnp.int32)
     shapes = jax.eval_shape(lambda: BertModel(c).init(jax.random.PRNGKey(0), ids, ids, ids))
@@ -100,10 +99,7 @@ def test_finetune_config_parses_locked_and_builds_its_model_abstractly(file, arg
     from bert_jax.tasks import glue, registry
 
     spec = f"{REPO}/configs/{file}" + (f":{arg}" if arg else "")
-    values = config_args.parse(
-        [f"--config={spec}", "--config.model.size=base"], lambda v: None, "t"
-    )
-    config = values.config
+    config = config_args.load(spec, ["--config.model.size=base"])
     assert hasattr(registry.module(config.task), "build")
     with pytest.raises(AttributeError):
         config.data.no_such_field = 1

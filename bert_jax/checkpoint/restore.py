@@ -161,6 +161,9 @@ def restore_state(step_dir: paths.Path, abstract_state):
     """(state, data_state) of one step, placed with the shardings `abstract_state` carries."""
     root, step = step_dir.parent, int(step_dir.name)
     target = nn.meta.unbox(abstract_state)
+    # Before reading, not after a failure: the first abandoned read can report while the
+    # failure is still propagating.
+    _silence_closed_loop_callbacks()
     try:
         reader = _reader(root)
     except (OSError, ValueError, KeyError) as e:
@@ -198,6 +201,7 @@ def read_arrays(step_dir: paths.Path, subtree: str | None = None):
     """One step's stored state (or its top-level `subtree`, e.g. "params") as host numpy
     arrays, in the nested-dict form Orbax stores; nothing is placed on a device."""
     state_dir = step_dir / layout.STATE_ITEM
+    _silence_closed_loop_callbacks()  # before reading, as in `restore_state`
     checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     try:
         # The handler's own metadata: the tree's shapes and dtypes. (The Checkpointer's would

@@ -25,6 +25,7 @@ import textwrap
 import tokenize
 
 import bert_jax
+from bert_jax.cli import config_args
 from bert_jax.cli.parser import help_width
 
 NAME_COLUMN = 44  # longest `field = value` that keeps the meanings in one column
@@ -298,10 +299,10 @@ def describe(found: Fields, config=None) -> list[str]:
     return lines
 
 
-def help_text(config_file: pathlib.Path | None, spec: str | None = None, config=None) -> str:
-    """The config section of a training command's help: the fields of `config_file` (default:
-    configs/common.py), with `config`'s values when given (`spec` is how the user named it)."""
-    config_file = config_file or common_file()
+def help_text(spec: str | None = None, config=None) -> str:
+    """The config section of a training command's help: the fields of `spec`'s file (FILE.py[:ARG];
+    default: configs/common.py), with the values of `config` (`spec` loaded) when given."""
+    config_file = config_args.config_file(spec) if spec else common_file()
     if config_file is None:
         return "config fields: configs/common.py not found (run from the repository's root)"
     if config is None:

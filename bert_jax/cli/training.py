@@ -70,21 +70,18 @@ def _overrides(rest: list[str], parser: argparse.ArgumentParser) -> list[str]:
 
 def parse(argv: list[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
     """The command line of a training run: `.config` the loaded, locked ConfigDict (overrides
-    applied), `.config_spec` the FILE.py:ARG it came from, `.workdir` and the multi-process
-    options. `--help` prints the help with the config fields and exits (SystemExit 0)."""
+    applied), `.workdir` and the multi-process options. `--help` prints the help with the config
+    fields and exits (SystemExit 0)."""
     args, rest = parser.parse_known_args(argv)
     overrides = _overrides(rest, parser)
     if args.help:
-        config = config_args.load(args.config, overrides, parser.prog) if args.config else None
-        file = config_args.config_file(args.config) if args.config else None
-        fields = config_help.help_text(file, args.config, config)
-        parser.epilog = f"{fields}\n\n{parser.epilog}"
+        config = config_args.load(args.config, overrides) if args.config else None
+        parser.epilog = f"{config_help.help_text(args.config, config)}\n\n{parser.epilog}"
         parser.print_help()
         parser.exit()
     if not args.config:
-        raise UserError(config_args.REQUIRED)
-    args.config_spec = args.config
-    args.config = config_args.load(args.config, overrides, parser.prog)
+        raise UserError("--config=FILE.py[:ARG] is required (e.g. configs/pretrain.py:base)")
+    args.config = config_args.load(args.config, overrides)
     if not args.workdir:
         raise UserError("--workdir is required (checkpoints and TensorBoard logs go there)")
     return args

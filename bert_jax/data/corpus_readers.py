@@ -164,7 +164,9 @@ def _file_segments(spec: CorpusSpec, path: str, block: int) -> Iterator[Segment]
 
 
 def _tfds_builder(spec: CorpusSpec):
-    import tensorflow_datasets as tfds
+    from bert_jax.data.shard_reader import tensorflow_datasets
+
+    tfds = tensorflow_datasets()
 
     name = spec.inputs[0]
     try:
@@ -200,7 +202,9 @@ def _tfds_source(spec: CorpusSpec) -> Source:
 
 def _tfds_segments(spec: CorpusSpec, source: Source, part_bytes: int) -> Iterator[Segment]:
     """Contiguous example ranges of the split, read in order with `shuffle_files=False`."""
-    import tensorflow as tf
+    from bert_jax.data.shard_reader import tensorflow
+
+    tf = tensorflow()
 
     builder = _tfds_builder(spec)
     parts = max(1, -(-source.nbytes // part_bytes))

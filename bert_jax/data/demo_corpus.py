@@ -100,6 +100,11 @@ def write(
     """Write `corpus.txt`, `vocab.txt` and `about.json` into `directory` (local or gs://), or
     keep them when `about.json` says they were made by the same request; returns their paths.
     `log` gets one line per step, with its time."""
+    return _write(directory, num_documents, seed, vocab_size, log)[0]
+
+
+def _write(directory, num_documents, seed, vocab_size, log) -> tuple[dict, dict]:
+    """`write`'s paths and the content of `about.json` (with the counts of what was written)."""
     from bert_jax.data.wordpiece_vocab import train_wordpiece
 
     directory = paths.path(directory)
@@ -110,7 +115,7 @@ def write(
         made = json.loads(about.read_text())
         if {key: made.get(key) for key in wanted} == wanted:
             log(f"demo corpus: reusing {corpus} and {vocab.name}")
-            return files
+            return files, made
     started = time.perf_counter()
     docs = documents(num_documents, seed)
     directory.mkdir(parents=True, exist_ok=True)
@@ -132,9 +137,9 @@ def write(
         f"demo vocab: {len(tokens):,} uncased WordPiece tokens trained on it -> {vocab} "
         f"({time.perf_counter() - started:.0f} s)"
     )
-    counts["vocab_tokens"] = len(tokens)
-    paths.write_atomic(about, json.dumps({**wanted, **counts}, indent=2) + "\n")
-    return files
+    made = {**wanted, **counts, "vocab_tokens": len(tokens)}
+    paths.write_atomic(about, json.dumps(made, indent=2) + "\n")
+    return files, made
 
 
 def prepared_shards(
@@ -151,8 +156,8 @@ def prepared_shards(
     from bert_jax.data.prepare import PrepareOptions, prepare
 
     directory = paths.path(directory)
-    files = write(directory / "text", num_documents, seed, vocab_size, log)
-    total = len(_all_documents()) if num_documents is None else num_documents
+    # The count from about.json: a re-run that reuses the text files reads no documentation.
+    files, made = _write(directory / "text", num_documents, seed, vocab_size, log)
     output = directory / "shards"
     summary = prepare(
         PrepareOptions(
@@ -161,7 +166,7 @@ def prepared_shards(
             vocab=files["vocab"],
             lowercase=True,
             num_shards=NUM_SHARDS,
-            eval_documents=max(1, round(EVAL_SHARE * total)),
+            eval_documents=max(1, round(EVAL_SHARE * made["documents"])),
             seed=seed,
             progress=None,
         )

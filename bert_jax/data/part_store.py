@@ -13,11 +13,10 @@ import dataclasses
 import io
 import json
 import os
-import sys
 
 import numpy as np
 
-from bert_jax import paths
+from bert_jax import paths, progress
 from bert_jax.data import corpus_readers
 
 MIN_PART_BYTES = 1 << 20
@@ -89,15 +88,12 @@ def tokenize_parts(
     """Tokenize and save every part of the corpus that is not saved yet."""
     import multiprocessing
 
-    from tqdm import tqdm
-
     from bert_jax.data import part_tokenizer
 
     init_args = (options.corpus, tokenizer_path, options.lowercase, options.seed, threads)
     total = sum(s.nbytes for s in sources)
-    disable = None if options.progress is None else not options.progress  # None: on a terminal
-    bar = tqdm(
-        total=total, desc="tokenize", unit="B", unit_scale=True, file=sys.stderr, disable=disable
+    bar = progress.bar(
+        total=total, desc="tokenize", unit="B", unit_scale=True, progress=options.progress
     )
     saved = set(saved_parts(work, part_bytes))
     parts = corpus_readers.iter_parts(options.corpus, sources, part_bytes)

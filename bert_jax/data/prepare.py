@@ -50,7 +50,7 @@ class PrepareOptions:
     workers: int = 1
     tokenizer_threads: bool = False  # also a thread per core inside each worker's tokenizer
     part_bytes: int | None = None  # None: from the corpus size (`part_store.auto_part_bytes`)
-    progress: bool | None = None  # tqdm bars on stderr; None: only on a terminal
+    progress: bool | None = None  # bars on stderr; None: as `bert_jax.progress.wanted` says
 
 
 def _validate(options: PrepareOptions) -> None:

@@ -145,6 +145,15 @@ def tensorflow():
     return tf
 
 
+def tensorflow_datasets():
+    """TensorFlow Datasets (heavy: only for TFDS paths), with accelerators hidden from
+    TensorFlow first, as `tensorflow` does."""
+    tensorflow()
+    import tensorflow_datasets as tfds
+
+    return tfds
+
+
 def process_units(files: list[str], process_index: int, process_count: int) -> list[Unit]:
     """The disjoint units of `process_index`: files round-robin; with fewer files than processes
     each file is split by document index into enough parts that every process gets one."""

@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 
-from bert_jax import paths
+from bert_jax import paths, progress
 from bert_jax.data import shards, tfrecord
 from bert_jax.data.part_store import SavedPart
 from bert_jax.errors import UserError
@@ -235,8 +234,6 @@ def _batches(ranges: list[tuple[str, int, int]], ranking: _Ranking) -> list[list
 def write_shards(options, parts: list[SavedPart]) -> tuple[dict, str | None]:
     """Write the eval and train files not already complete; returns metadata's "splits" (with
     an "eval" entry only when an eval file was written) and why there is no eval split, if so."""
-    from tqdm import tqdm
-
     ranking = _rank(parts)
     ranges, no_eval = _split_ranges(ranking, options)
     names = {name.split("-", 1)[0] for name, _, _ in ranges}
@@ -245,8 +242,7 @@ def write_shards(options, parts: list[SavedPart]) -> tuple[dict, str | None]:
         for s in shards.SPLITS
         if s in names
     }
-    disable = None if options.progress is None else not options.progress  # None: on a terminal
-    bar = tqdm(total=len(ranges), desc="shards", unit="file", disable=disable, file=sys.stderr)
+    bar = progress.bar(total=len(ranges), desc="shards", unit="file", progress=options.progress)
     for batch in _batches(ranges, ranking):
         todo = []
         for name, first, end in batch:

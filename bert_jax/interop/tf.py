@@ -77,7 +77,10 @@ def find_checkpoint(path: paths.Path) -> paths.Path | None:
 
 
 def read_variables(prefix: paths.Path) -> dict[str, np.ndarray]:
-    import tensorflow as tf
+    # Also read inside a fine-tuning run whose JAX owns the accelerators: TensorFlow must not.
+    from bert_jax.data.shard_reader import tensorflow
+
+    tf = tensorflow()
 
     try:
         reader = tf.train.load_checkpoint(os.fspath(prefix))

@@ -117,7 +117,9 @@ def read_split(data, split: str) -> list[Sentence]:
 def read_tfds_split(split: str, data_dir: paths.PathLike | None = None) -> list[Sentence]:
     """The sentences of TFDS `conll2003` split `split` (train, dev, test), tag names from the
     dataset's `ner` feature, in the order TFDS stores them (metrics do not depend on it)."""
-    import tensorflow_datasets as tfds  # heavy (TensorFlow): only for this path
+    from bert_jax.data.shard_reader import tensorflow_datasets
+
+    tfds = tensorflow_datasets()
 
     try:
         dataset, info = tfds.load(

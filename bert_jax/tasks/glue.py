@@ -92,13 +92,18 @@ def from_checkpoint(config, task: str, warn):
     return source, architecture, tokenizer
 
 
+def generated(task: GlueTask, data) -> bool:
+    """Whether the examples come from an embedded task's generator (no data_dir, no TFDS)."""
+    return task.embedded and not data.data_dir and not data.tfds
+
+
 def read_examples(task: GlueTask, data, split: str, warn):
     """A split's examples from the TSV files or TFDS (an embedded task without a data_dir: from
     its generator); skipped rows reported in one line."""
+    if generated(task, data):
+        return glue_readers.read_embedded(task, split)
     if data.tfds:
         return glue_readers.read_tfds_split(task, split, data.tfds_data_dir or None)
-    if not data.data_dir and task.embedded:
-        return glue_readers.read_embedded(task, split)
     if not data.data_dir:
         raise UserError(
             f"data.data_dir is empty: set --config.data.data_dir=GLUE_DIR (holding "
@@ -216,7 +221,7 @@ def build(config, workdir, feed, eval_batch_size: int, warn) -> SequenceClassifi
     if not len(train.input_ids):
         raise UserError(f"{task.name} train split holds no examples")
     dev = {split: encode(split) for split in task.dev_splits}
-    if task.embedded and not data_cfg.data_dir and not data_cfg.tfds and workdir:
+    if generated(task, data_cfg) and workdir:
         keep_embedded_files(task, workdir, warn)
     data = SentenceData(
         train_features=train,

@@ -209,7 +209,9 @@ def read_tfds_split(
     task.check_split(split)
     if not task.tfds_name:
         raise UserError(f"{task.name} is not in TensorFlow Datasets (set data.tfds=False)")
-    import tensorflow_datasets as tfds  # heavy (TensorFlow): only for this path
+    from bert_jax.data.shard_reader import tensorflow_datasets
+
+    tfds = tensorflow_datasets()
 
     try:
         dataset = tfds.load(

@@ -245,7 +245,9 @@ def read_tfds_squad(name: str, split: str, data_dir: paths.PathLike | None = Non
         raise UserError(f"unknown TFDS dataset {name!r} (known: {' '.join(TFDS_NAMES)})")
     if split not in TFDS_SPLITS:
         raise UserError(f"TFDS {name} has no split {split!r} (it has: {' '.join(TFDS_SPLITS)})")
-    import tensorflow_datasets as tfds  # heavy (TensorFlow): only for this path
+    from bert_jax.data.shard_reader import tensorflow_datasets
+
+    tfds = tensorflow_datasets()
 
     try:
         dataset = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)

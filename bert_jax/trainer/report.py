@@ -119,15 +119,13 @@ class Reporter:
         self.bar = None
         if not enabled:
             return
-        from tqdm import tqdm
-
-        self.bar = tqdm(
+        # The step bar is the run's log: drawn in a log file too, unless BERT_JAX_PROGRESS=0.
+        self.bar = progress.bar(
             total=total_steps,
             initial=first_step,
             unit="step",
-            dynamic_ncols=True,
             smoothing=0.1,
-            disable=progress.setting() is False,
+            progress=progress.setting() is not False,
         )
         if workdir:
             from tensorboardX import SummaryWriter

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import sys
 
-from bert_jax.checkpoint import manager as checkpointing
 from bert_jax.checkpoint import metadata as layout
 from bert_jax.report_table import Baseline, SummaryTable, duration
 
@@ -67,7 +66,7 @@ def best_checkpoint(ckpt) -> str | None:
     """`step N (metric V)` of the best kept checkpoint of a run that keeps one."""
     if ckpt is None or ckpt.best is None:
         return None
-    step = checkpointing.best_step(ckpt.directory, ckpt.best)
+    step = ckpt.best_step()
     if step is None:
         return None
     value = (layout.read_metrics(ckpt.directory / str(step)) or {}).get(ckpt.best.metric)

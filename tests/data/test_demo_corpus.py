@@ -76,7 +76,7 @@ def test_vocab_covers_the_whole_corpus_with_whole_common_words(tmp_path):
         assert tokenizer.tokenize(word) == [word]
 
 
-def test_prepared_shards_are_complete_and_reused(tmp_path):
+def test_prepared_shards_are_complete_and_reused(tmp_path, monkeypatch):
     from bert_jax.data import shard_reader
 
     lines = []
@@ -87,6 +87,11 @@ def test_prepared_shards_are_complete_and_reused(tmp_path):
     assert metadata["splits"]["eval"]["documents"] == 4  # EVAL_SHARE of 40
     assert metadata["splits"]["train"]["documents"] == 36
     stamp = pathlib.Path(shards, "metadata.json").stat().st_mtime_ns
+
+    def read_again():
+        raise AssertionError("a re-run read the documentation again")
+
+    monkeypatch.setattr(demo_corpus, "_all_documents", read_again)
     assert demo_corpus.prepared_shards(tmp_path, num_documents=40) == shards
     assert pathlib.Path(shards, "metadata.json").stat().st_mtime_ns == stamp
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shlex
 import subprocess
 import sys
@@ -105,6 +106,9 @@ STUBS = {"gcloud": _GCLOUD, "srun": _SRUN, "scontrol": _SCONTROL, "bert-jax": _B
 _SCRUBBED = ("SLURM_", "JAX_", "COORDINATOR", "NUM_NODES", "NODE_RANK", "TPU_POLL_SECONDS")
 
 
+LAUNCH = pathlib.Path(__file__).resolve().parents[2] / "launch"
+
+
 class Stubs:
     """A directory of stubs first on PATH; `run` a launch script against them."""
 
@@ -122,9 +126,8 @@ class Stubs:
         self.env["TPU_POLL_SECONDS"] = "0"
 
     def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-        repo = pathlib.Path(__file__).resolve().parents[2]
         return subprocess.run(
-            [str(repo / "launch" / script), *args],
+            [str(LAUNCH / script), *args],
             env=dict(self.env, **env),
             capture_output=True,
             text=True,
@@ -149,3 +152,26 @@ def dry_run_lines(done: subprocess.CompletedProcess) -> list[list[str]]:
     """The commands a --dry-run printed, each split as the shell would."""
     assert done.returncode == 0, done.stderr
     return [shlex.split(line) for line in done.stdout.splitlines()]
+
+
+def assert_one_line_error(stubs: Stubs, script: str, args: list[str], message: str) -> None:
+    """`script ARGS` fails with exit status 2 and one line naming the script and `message`,
+    before calling anything: with --dry-run first or last, the same."""
+    for line in ([*args, "--dry-run"], ["--dry-run", *args], args):
+        done = stubs.run(script, *line)
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+        assert done.stderr.startswith(f"launch/{script}: error: ")
+    assert stubs.calls() == []
+
+
+def help_options(stubs: Stubs, script: str) -> tuple[set[str], str]:
+    """(the --options the script's option loop parses, its --help text); every one of those
+    options must be in the help: asserted here."""
+    done = stubs.run(script, "--help")
+    assert done.returncode == 0, done.stderr
+    parsed = set(re.findall(r"^\s+(--[a-z_-]+)(?:=\*)?\)", (LAUNCH / script).read_text(), re.M))
+    for option in parsed:
+        assert re.search(rf"^  {option}\b", done.stdout, re.M), f"{option} is not in --help"
+    return parsed, done.stdout

@@ -2,14 +2,10 @@
 multi-process environment each machine gets, on one machine, several, and under SLURM; and
 that --dry-run prints exactly what a real run executes."""
 
-import pathlib
-import re
-
 import pytest
 
-from tests.launch.stubs import Stubs, dry_run_lines
+from tests.launch.stubs import Stubs, assert_one_line_error, dry_run_lines, help_options
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "launch" / "gpu.sh"
 ARGS = ["--config=configs/pretrain.py:base", "--workdir=/runs/my run", "--config.mesh.fsdp=4"]
 JAX_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
@@ -139,22 +135,12 @@ def test_single_process_commands_run_once(stubs):
     ],
 )
 def test_bad_options_fail_with_one_line(stubs, args, message):
-    for dry in ([], ["--dry-run"]):
-        done = stubs.run("gpu.sh", *dry, *args)
-        assert done.returncode == 2
-        assert done.stdout == ""
-        assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
-        assert done.stderr.startswith("launch/gpu.sh: error: ")
-    assert stubs.calls() == []
+    assert_one_line_error(stubs, "gpu.sh", args, message)
 
 
 def test_help_documents_every_option(stubs):
-    done = stubs.run("gpu.sh", "--help")
-    assert done.returncode == 0
-    parsed = set(re.findall(r"^\s+(--[a-z_-]+)(?:=\*)?\)", SCRIPT.read_text(), re.M))
+    parsed, _ = help_options(stubs, "gpu.sh")
     assert parsed >= {"--coordinator", "--num_nodes", "--node_rank", "--slurm", "--dry-run"}
-    for option in parsed:
-        assert re.search(rf"^  {option}\b", done.stdout, re.M), f"{option} is not in --help"
 
 
 def test_a_dry_run_asked_last_runs_nothing_either(stubs):

@@ -11,9 +11,8 @@ import time
 
 import pytest
 
-from tests.launch.stubs import Stubs, dry_run_lines
+from tests.launch.stubs import Stubs, assert_one_line_error, dry_run_lines, help_options
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "launch" / "tpu_vm.sh"
 WHERE = ["my-pod", "us-east5-a"]
 # Spaces, a glob and quotes: they must reach bert-jax unchanged through two shells.
 ARGS = [
@@ -279,25 +278,14 @@ def test_up_installs_on_every_worker_and_follows_the_run_to_its_end(stubs):
     ],
 )
 def test_bad_options_fail_with_one_line(stubs, args, message):
-    for dry in ([], ["--dry-run"]):
-        done = stubs.run("tpu_vm.sh", *args, *dry)
-        assert done.returncode == 2
-        assert done.stdout == ""
-        assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
-        assert done.stderr.startswith("launch/tpu_vm.sh: error: ")
-    assert stubs.calls() == []
+    assert_one_line_error(stubs, "tpu_vm.sh", args, message)
 
 
 def test_help_documents_every_command_and_option(stubs):
-    done = stubs.run("tpu_vm.sh", "--help")
-    assert done.returncode == 0
-    text = SCRIPT.read_text()
-    parsed = set(re.findall(r"^\s+(--[a-z-]+)(?:=\*)?\)", text, re.M))
+    parsed, text = help_options(stubs, "tpu_vm.sh")
     assert parsed >= {"--accelerator", "--spot", "--queued", "--delete", "--dry-run"}
-    for option in parsed:
-        assert re.search(rf"^  {option}\b", done.stdout, re.M), f"{option} is not in --help"
     for command in ("create", "install", "run", "logs", "stop", "delete", "up"):
-        assert re.search(rf"^  {command} ", done.stdout, re.M), f"{command} is not in --help"
+        assert re.search(rf"^  {command} ", text, re.M), f"{command} is not in --help"
 
 
 @pytest.mark.parametrize("command", ["run", "up"])

@@ -126,5 +126,6 @@ def test_several_dev_splits_are_named_split_slash_metric():
 
 def test_regression_has_no_baseline():
     model = preset("tiny", vocab_size=50)
-    task = SequenceClassificationTask("glue/stsb", model, 1, ("pearson",), "pearson", 32)
-    assert task.baselines() == {}
+    scores = FakeData({"dev": [classification_batch([1, 1, 3], [1, 1, 1])]})
+    task = SequenceClassificationTask("glue/stsb", model, 1, ("pearson",), "pearson", 32, scores)
+    assert task.regression and task.baselines() == {}

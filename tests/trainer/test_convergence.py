@@ -58,8 +58,9 @@ def pretrained(tmp_path_factory):
     spec = CorpusSpec(format="prose", inputs=(str(novel),), prose_documents="paragraph")
     prepare(PrepareOptions(corpus=spec, output=str(shards), train_sentencepiece=1000,
                            num_shards=2, eval_documents=200, progress=False))  # fmt: skip
-    flags = [
-        f"--config={REPO}/configs/pretrain.py:tiny", f"--config.data.data_dir={shards}",
+    config = f"{REPO}/configs/pretrain.py:tiny"
+    overrides = [
+        f"--config.data.data_dir={shards}",
         "--config.model.dtype=float32", "--config.model.hidden_dropout=0",
         "--config.model.attention_dropout=0", "--config.data.max_seq_length=64",
         "--config.data.max_predictions_per_seq=10", "--config.train.batch_size=32",
@@ -69,10 +70,10 @@ def pretrained(tmp_path_factory):
         "--config.optimizer.warmup_steps=30",
         "--config.checkpoint.save_every_steps=0", "--config.checkpoint.save_every_minutes=0",
     ]  # fmt: skip
-    baseline = unigram_accuracy(config_args.parse(flags, lambda values: None, "test").config)
+    baseline = unigram_accuracy(config_args.load(config, overrides))
     command = [sys.executable, "-m", "bert_jax", "pretrain", f"--workdir={tmp_path / 'run'}"]
-    run = subprocess.run([*command, *flags], cwd=REPO, env=ENV, capture_output=True, text=True,
-                         timeout=900)  # fmt: skip
+    command += [f"--config={config}", *overrides]
+    run = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     return tmp_path / "run", run.stdout + run.stderr, baseline
 

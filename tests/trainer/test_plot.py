@@ -138,3 +138,46 @@ def test_figures_are_written_as_pngs_of_their_size(tmp_path):
         width, height = figures[name].get_size_inches() * 110
         assert pixels.shape[:2] == (round(height), round(width))
         assert pixels.std() > 0.05  # something is drawn, not a blank canvas
+
+
+def test_every_scalar_the_trainer_logs_is_drawn_or_known_not_to_be(tmp_path):
+    """The tags come from the code that makes them (the step values, a task's summary, the
+    throughput rates, the fine-tuning metrics) through the Reporter and back from its event
+    file: a metric renamed there cannot silently drop out of the plots."""
+    from bert_jax.tasks import metrics, ner_metrics, pretraining_loss
+    from bert_jax.trainer import accumulate, events, report
+
+    sums = {
+        "mlm_loss_sum": 30.0, "mlm_correct": 4.0, "mlm_weight": 10.0,
+        "nsp_loss_sum": 1.4, "nsp_correct": 1.0, "nsp_count": 2.0,
+    }  # fmt: skip
+    totals = accumulate.Accumulator()
+    totals.add({**sums, **dict.fromkeys(accumulate.STEP_VALUES, 0.5)})
+    train = totals.summary(pretraining_loss.summarize)
+    for peak in (None, 1e12):  # an unknown chip (GFLOP/s only), a known one (MFU)
+        throughput = report.Throughput("float32")
+        throughput.peak = peak
+        for step in (1, 2):
+            throughput.add(step, 1e9, 8, 1024)
+        train |= throughput.measure(2)
+    evaluated = {
+        **pretraining_loss.summarize(sums),
+        **{f"dev/{name}": 0.5 for name in metrics.METRICS},
+        **ner_metrics.score([["B-PER", "O"]], [["B-PER", "B-LOC"]]),
+    }
+    reporter = report.Reporter(str(tmp_path), total_steps=2, first_step=0, enabled=True)
+    reporter.scalars(2, "train", train)
+    reporter.scalars(2, "eval", evaluated)
+    reporter.close()
+    scalars = events.read_scalars(tmp_path)
+    assert len(scalars) == len(train) + len(evaluated)
+
+    figures = plot.build_figures([("run", scalars)])
+
+    assert list(figures) == [group.name for group in plot.GROUPS]
+    skipped = {tag for tag in scalars if plot.group_of(plot.split_tag(tag)[1]) is None}
+    # Rates beside the one drawn for throughput and for compute.
+    rates = ("steps_per_second", "tokens_per_second", "tflops_per_device")
+    assert skipped == {f"train/{rate}" for rate in rates}
+    lines = [line for f in figures.values() for ax in f.get_axes() for line in ax.get_lines()]
+    assert len(lines) == len(scalars) - len(skipped)
