@@ -37,3 +37,12 @@ def cased_vocab() -> pathlib.Path:
 @pytest.fixture
 def gutenberg_dir() -> pathlib.Path:
     return shared_path("corpus", "gutenberg")
+
+
+def pytest_collection_modifyitems(items):
+    """Modules holding a slow test run first, each kept whole (its module fixtures are built
+    once): under `-n 2` with `--dist=worksteal` (pyproject.toml) the long end-to-end runs then
+    start early and the short tests fill in around them, instead of one long test starting last
+    while the other worker idles."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)

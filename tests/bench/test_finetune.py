@@ -145,6 +145,7 @@ def test_peer_result_line_is_parsed():
     }
 
 
+@pytest.mark.slow
 def test_bench_finetune_on_a_tiny_model_reports_both_sides(tmp_path):
     (tmp_path / "peer_finetune.py").write_text(STAND_IN_PEER)
     seen = tmp_path / "seen.npz"

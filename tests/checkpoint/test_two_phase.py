@@ -93,6 +93,7 @@ def counts(opt_state) -> list[int]:
 
 
 @pytest.mark.parametrize("reset", [True, False])
+@pytest.mark.slow
 def test_phase2_starts_from_phase1_params_and_moments(phase1, tmp_path, reset):
     saved = checkpoint_restore.read_arrays(phase1 / "checkpoints" / str(PHASE1_STEPS))
     state, data_state, source = start_of_phase2(

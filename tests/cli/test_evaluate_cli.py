@@ -14,6 +14,9 @@ import pytest
 from bert_jax import main as cli
 from tests.tasks.finetuned_run import STEPS, finetuned_copy, stored_metrics
 
+# Each module fixture trains a tiny run through the real command.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> pathlib.Path:

@@ -41,6 +41,7 @@ def pretrain(*args, cwd=REPO):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_pretrain_on_real_shards_then_resume(shards, tmp_path, capsys):
     workdir = tmp_path / "run"  # shards live in tmp_path too
     common = [*TINY, f"--workdir={workdir}", f"--config.data.data_dir={shards}",

@@ -9,6 +9,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from bert_jax.data import demo_corpus
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -26,6 +28,7 @@ def bert_jax(*args: str) -> str:
     return run.stdout + run.stderr
 
 
+@pytest.mark.slow
 def test_quickstart_pretrains_and_its_printed_command_finetunes_the_checkpoint(tmp_path):
     workdir = tmp_path / "quickstart"
     out = bert_jax(

@@ -32,6 +32,9 @@ from tests.tasks import glue_fixtures as world
 from tests.tasks.finetuned_run import data_dir, finetuned_copy, read_tsv
 from tests.tasks.test_swag import swag_world
 
+# Each module fixture trains a tiny run through the real command.
+pytestmark = pytest.mark.slow
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 # 64 entries (the fixture model's embedding rows), with word pieces: "Kingston" is

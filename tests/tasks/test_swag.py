@@ -315,6 +315,7 @@ def _steps(config, mesh_sizes, steps=2):
     return losses, jax.device_get(state.params)
 
 
+@pytest.mark.slow
 def test_the_step_on_data_fsdp_tensor_equals_one_device(tiny):
     config = swag_config(*tiny)
     one = _steps(config, {"data": 1})
@@ -325,6 +326,7 @@ def test_the_step_on_data_fsdp_tensor_equals_one_device(tiny):
     assert one[0][0] != one[0][-1]  # it trained
 
 
+@pytest.mark.slow
 def test_finetune_learns_the_ending_that_repeats_the_context(tiny, tmp_path, capsys):
     # 5 epochs of 16 steps; one evaluation (and save) at the end.
     config = swag_config(*tiny, **{"train.num_epochs": 5.0, "train.eval_every_steps": 80})

@@ -56,6 +56,7 @@ def _steps(config, mesh_sizes, steps=2):
     return losses, jax.device_get(state.params)
 
 
+@pytest.mark.slow
 def test_the_step_on_data_fsdp_tensor_equals_one_device(tiny):
     config = world.finetune_config(*tiny)
     one = _steps(config, {"data": 1})
@@ -85,6 +86,7 @@ def test_dev_metrics_do_not_depend_on_the_batch_size(tiny):
     assert eight["accuracy"] * 21 == pytest.approx(round(eight["accuracy"] * 21))
 
 
+@pytest.mark.slow
 def test_sigterm_mid_finetune_resumes_bit_exact(tiny, tmp_path, monkeypatch, capsys):
     config = world.finetune_config(*tiny)
     summaries = loop.train_and_evaluate(config, str(tmp_path / "straight"), glue.build)

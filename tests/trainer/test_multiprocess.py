@@ -24,6 +24,7 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("layout, groups", [("whole", 2), ("spanning", 1)])
+@pytest.mark.slow
 def test_two_processes_train_like_one(tmp_path, layout, groups):
     two = tmp_path / "two"
     two.mkdir()

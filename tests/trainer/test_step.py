@@ -84,6 +84,7 @@ def assert_same(a, b, rtol=2e-5, atol=2e-5):
     [dict(data=8), dict(data=2, fsdp=4), dict(data=2, fsdp=2, tensor=2)],
     ids=["data8", "data2_fsdp4", "data2_fsdp2_tensor2"],
 )
+@pytest.mark.slow
 def test_sharded_step_equals_single_device_step(sizes):
     reference = single_device(CONFIG)
     assert reference[1][1] != reference[1][0]  # the step does train
