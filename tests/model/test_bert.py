@@ -113,3 +113,22 @@ def test_bad_configs_fail_with_one_line():
 def test_hf_config_round_trip():
     c = preset("small", gelu_approximate=True)
     assert from_json_dict(to_hf_dict(c)) == c.replace(gelu_approximate=True)
+
+
+def test_gelu_is_the_exact_erf_gelu():
+    """x * Phi(x) against scipy's erf in float64; the tanh form where the config asks for it."""
+    from scipy import special
+
+    from bert_jax.model.bert import gelu
+
+    x = np.linspace(-12.0, 12.0, 20001)
+    exact = x * 0.5 * (1.0 + special.erf(x / np.sqrt(2.0)))
+    ours = np.asarray(gelu(BertConfig(), jnp.asarray(x, jnp.float32)), np.float64)
+    np.testing.assert_allclose(ours, exact, rtol=1e-6, atol=1e-6)
+    tanh = gelu(BertConfig(gelu_approximate=True), jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(tanh, jax.nn.gelu(jnp.asarray(x, jnp.float32), approximate=True))
+    # Its gradient is Phi(x) + x * phi(x).
+    grad = jax.vmap(jax.grad(lambda v: gelu(BertConfig(), v)))(jnp.asarray(x, jnp.float32))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+    expected = 0.5 * (1.0 + special.erf(x / np.sqrt(2.0))) + x * pdf
+    np.testing.assert_allclose(np.asarray(grad, np.float64), expected, rtol=1e-5, atol=1e-6)

@@ -172,3 +172,23 @@ def test_bad_optimizer_settings_are_one_line_errors():
         optim.make_optimizer(optimizer_config(schedule="step"), 10)
     with pytest.raises(UserError, match=r"warmup_steps 20 must be in \[0, train.num_steps 10\]"):
         optim.make_optimizer(optimizer_config(warmup_steps=20), 10)
+
+
+@pytest.mark.parametrize("scale", [0.01, 10.0], ids=["below_max", "above_max"])
+def test_clip_by_global_norm_matches_optax_and_tf(scale):
+    """TF's (and BERT's) t * max_norm / max(norm, max_norm), equal to optax's version to float32
+    rounding; the optimizer state keeps optax's (empty) structure, so checkpoints match."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    grads = {
+        "a": jax.random.normal(keys[0], (30, 7)) * scale,
+        "b": {"c": jax.random.normal(keys[1], (11,)) * scale},
+    }
+    ours = optim.clip_by_global_norm(1.0)
+    reference = optax.clip_by_global_norm(1.0)
+    clipped, state = ours.update(grads, ours.init(grads))
+    expected, _ = reference.update(grads, reference.init(grads))
+    for a, b in zip(jax.tree.leaves(clipped), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    norm = float(optax.global_norm(grads))
+    np.testing.assert_allclose(float(optax.global_norm(clipped)), min(norm, 1.0), rtol=1e-6)
+    assert jax.tree.structure(state) == jax.tree.structure(reference.init(grads))
