@@ -27,6 +27,7 @@ COMMANDS = {
     "convert": ("convert", "import Hugging Face / Google TF checkpoints, export to Hugging Face"),
     "embed": ("embed", "embeddings for lines on stdin, from any supported checkpoint"),
     "tokenize": ("tokenize", "token ids for lines on stdin"),
+    "plan": ("plan", "compile the train step for a TPU topology: HBM, FLOPs, step time, fit"),
     "bench": ("bench", "benchmarks: tokenize, data, step, checkpoint, finetune, squad_decode"),
 }
 

@@ -1,4 +1,5 @@
-"""Analytic FLOPs of a pretraining step, and the peak rate of the chip it runs on (for MFU).
+"""Analytic FLOPs of a pretraining step, and the facts of the chip it runs on: peak matmul rate
+(for MFU), HBM capacity and interconnect bandwidth (for `bert-jax plan`).
 
 Counted as the matmuls do (2 FLOPs per multiply-add), backward = 2 x forward:
   encoder   per token per layer  2 * (4H^2 + 2HF)   (q, k, v, output; mlp in and out)
@@ -11,6 +12,8 @@ projection, so P (not S) multiplies the V*H term.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from bert_jax.model.config import BertConfig
 
@@ -72,4 +75,36 @@ def peak_flops(device_kind: str, dtype: str = "bfloat16", precision: str | None 
     for key, tflops in table:
         if key in kind:
             return tflops * 1e12
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChipMemory:
+    """One chip's memory and links: HBM capacity (GiB) and inter-chip interconnect bandwidth
+    (GB/s, both directions of all its ports together)."""
+
+    hbm_gib: float
+    ici_gbps: float
+
+
+# Per-chip memory facts of the TPUs `bert-jax plan` compiles for, matched in order against
+# `device_kind` (lowercase) as PEAK_TFLOPS is. Source: the Google Cloud TPU system architecture
+# pages; v4's ICI (not on its page) from the TPU v4 paper: 6 links at 50 GB/s each way.
+CHIP_MEMORY = (
+    ("v6 lite", ChipMemory(32.0, 800.0)),  # TPU v6e (Trillium)
+    ("v6e", ChipMemory(32.0, 800.0)),
+    ("v5 lite", ChipMemory(16.0, 400.0)),  # TPU v5e
+    ("v5e", ChipMemory(16.0, 400.0)),
+    ("v5p", ChipMemory(95.0, 1200.0)),
+    ("v5", ChipMemory(95.0, 1200.0)),  # TPU v5p reports "TPU v5"
+    ("v4", ChipMemory(32.0, 600.0)),
+)
+
+
+def chip_memory(device_kind: str) -> ChipMemory | None:
+    """The memory facts of one chip of this kind, or None when unknown."""
+    kind = device_kind.lower()
+    for key, facts in CHIP_MEMORY:
+        if key in kind:
+            return facts
     return None

@@ -85,12 +85,15 @@ class Setup:
     eval_fn: object
 
 
-def setup(config, workdir: str | None, build_task: BuildTask) -> Setup:
-    """Check the config against the devices and the data, and build (not compile) the steps."""
+def setup(config, workdir: str | None, build_task: BuildTask, devices: list | None = None) -> Setup:
+    """Check the config against the devices and the data, and build (not compile) the steps.
+
+    `devices`: the mesh's devices (default: every device of every process); `bert-jax plan`
+    passes the abstract devices of a TPU topology, and a `build_task` that reads no data."""
     t = config.train
     if t.log_every_steps < 1:
         raise UserError("train.log_every_steps must be positive")
-    mesh = sharding.make_mesh(config.mesh)
+    mesh = sharding.make_mesh(config.mesh, devices)
     sharding.check_batch(t.batch_size, t.accum_steps, mesh)
     feed = sharding.host_feed(mesh)
     task = build_task(config, workdir, feed, eval_batch_size(config, mesh), _warn)

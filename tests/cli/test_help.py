@@ -25,6 +25,7 @@ TRAINING = ("pretrain", "finetune")
 CONFIG = {
     "pretrain": f"{REPO}/configs/pretrain.py:tiny",
     "finetune": f"{REPO}/configs/glue.py:mrpc",
+    "plan": f"{REPO}/configs/pretrain.py:tiny",
 }
 
 
