@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bert_jax.cli import config_args, config_help, training
+from bert_jax.cli import training
 from bert_jax.cli.parser import command_parser
 from bert_jax.errors import UserError
 
@@ -74,17 +74,7 @@ def _parser():
 
 
 def parse(argv: list[str]):
-    parser = _parser()
-    args, rest = parser.parse_known_args(argv)
-    overrides = training._overrides(rest, parser)  # the training commands' --config.* rules
-    if args.help:
-        config = config_args.load(args.config, overrides) if args.config else None
-        parser.epilog = f"{config_help.help_text(args.config, config)}\n\n{parser.epilog}"
-        parser.print_help()
-        parser.exit()
-    if not args.config:
-        raise UserError("--config=FILE.py[:ARG] is required (e.g. configs/pretrain.py:base)")
-    args.config = config_args.load(args.config, overrides)
+    args = training.parse_config(argv, _parser())  # the training commands' --config rules
     if not args.topology:
         raise UserError("--topology is required (e.g. v5e:4x4, v4-8, v5p-32)")
     return args

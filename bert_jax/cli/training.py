@@ -68,10 +68,10 @@ def _overrides(rest: list[str], parser: argparse.ArgumentParser) -> list[str]:
     return overrides
 
 
-def parse(argv: list[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """The command line of a training run: `.config` the loaded, locked ConfigDict (overrides
-    applied), `.workdir` and the multi-process options. `--help` prints the help with the config
-    fields and exits (SystemExit 0)."""
+def parse_config(argv: list[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The command line of any command that takes `--config=FILE.py[:ARG]` and `--config.X=V`
+    overrides: `.config` the loaded, locked ConfigDict (overrides applied), and the parser's own
+    options. `--help` prints the help with the config fields and exits (SystemExit 0)."""
     args, rest = parser.parse_known_args(argv)
     overrides = _overrides(rest, parser)
     if args.help:
@@ -82,6 +82,13 @@ def parse(argv: list[str], parser: argparse.ArgumentParser) -> argparse.Namespac
     if not args.config:
         raise UserError("--config=FILE.py[:ARG] is required (e.g. configs/pretrain.py:base)")
     args.config = config_args.load(args.config, overrides)
+    return args
+
+
+def parse(argv: list[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The command line of a training run: `parse_config`'s, plus a required `.workdir` and the
+    multi-process options."""
+    args = parse_config(argv, parser)
     if not args.workdir:
         raise UserError("--workdir is required (checkpoints and TensorBoard logs go there)")
     return args
