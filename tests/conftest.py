@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
@@ -9,6 +10,12 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# One XLA compilation cache per test session, shared by the xdist workers and every bert-jax
+# subprocess the tests start (they inherit the environment): the end-to-end tests compile the
+# same small steps again and again, and a hit skips XLA's compile. Set in the first process
+# (the controller under -n), fresh each session, so no run reads another's entries.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="bert-jax-tests-xla-")
 
 import pytest  # noqa: E402
 
