@@ -64,7 +64,6 @@ def peak_flops(device_kind: str, dtype: str = "bfloat16", precision: str | None 
     """Peak FLOP/s of one device of this kind for matmuls in the model's compute `dtype`, or None
     when unknown (CPU). `precision`: jax_default_matmul_precision ("highest"/"float32" make
     float32 dots true float32)."""
-    kind = device_kind.lower()
     if dtype not in (*HALF_DTYPES, "float32"):
         raise ValueError(f"no peak table for compute dtype {dtype!r}")
     if dtype == "float32" and str(precision).lower() in ("highest", "float32"):
@@ -72,10 +71,8 @@ def peak_flops(device_kind: str, dtype: str = "bfloat16", precision: str | None 
     else:
         column = 1 if dtype in HALF_DTYPES else 2
         table = [(row[0], row[column]) for row in PEAK_TFLOPS]
-    for key, tflops in table:
-        if key in kind:
-            return tflops * 1e12
-    return None
+    tflops = _first_match(table, device_kind)
+    return None if tflops is None else tflops * 1e12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +100,11 @@ CHIP_MEMORY = (
 
 def chip_memory(device_kind: str) -> ChipMemory | None:
     """The memory facts of one chip of this kind, or None when unknown."""
+    return _first_match(CHIP_MEMORY, device_kind)
+
+
+def _first_match(table, device_kind: str):
+    """The value of the first (key, value) row whose key is in `device_kind` (lowercased):
+    the tables list the more specific kinds first ("h100 pcie" before "h100")."""
     kind = device_kind.lower()
-    for key, facts in CHIP_MEMORY:
-        if key in kind:
-            return facts
-    return None
+    return next((value for key, value in table if key in kind), None)
