@@ -8,7 +8,8 @@ At the end the best checkpoint (by the task's main metric) scores every evaluati
 WORKDIR/eval_results.json and writes the task's prediction files beside it: GLUE dev
 predictions and test submissions (`bert_jax/tasks/finetune_outputs.py`); SQuAD predictions.json
 / nbest.json / null_odds.json, CoNLL files for conlleval, SWAG predictions
-(`bert_jax/tasks/task_outputs.py`).
+(`bert_jax/tasks/task_outputs.py`; these reuse the eval outputs the run kept of its best step
+when this session evaluated it).
 Multi-process flags: `bert_jax/cli/training.py`.
 """
 
@@ -68,5 +69,5 @@ def main(argv: list[str]) -> int:
         else:
             from bert_jax.tasks import task_outputs
 
-            task_outputs.write_outputs(values.config, values.workdir)
+            task_outputs.write_outputs(values.config, values.workdir, best=summaries.best)
     return 0

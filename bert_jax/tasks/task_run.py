@@ -45,10 +45,6 @@ class TaskRun:
     params: object
     eval_fn: object
 
-    def evaluate(self) -> dict[str, float]:
-        """Every evaluation split's metrics, as the training loop computes them (a collective)."""
-        return loop.evaluate(self.eval_fn, self.params, self.task, self.feed)
-
     def outputs(self, batches, desc: str = "predict") -> list[dict]:
         """The eval step's outputs for host batches (a collective), as host numpy; a progress
         bar named `desc` counts the batches."""

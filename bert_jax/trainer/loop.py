@@ -18,6 +18,7 @@ When the run ends (or stops for a preemption notice), process 0 prints the run's
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -37,15 +38,29 @@ from bert_jax.trainer.report import Reporter, Throughput
 BuildTask = Callable[..., Task]
 
 
+@dataclasses.dataclass
+class BestEvaluation:
+    """The eval step's outputs of every split at the best step this session evaluated (by the
+    task's main metric): a fine-tuning run writes its prediction files from them instead of
+    evaluating that checkpoint again."""
+
+    step: int
+    value: float
+    task: Task
+    outputs: dict[str, list[dict]]  # split -> `eval_outputs`
+
+
 class Summaries(dict):
     """The last train and eval summaries ("train/loss", "eval/accuracy", ...). `finished`: the
     run reached its last step (False when a preemption notice stopped it first); `first_step`
-    and `last_step`: where this session started and stopped; `rates`: `Throughput.overall`."""
+    and `last_step`: where this session started and stopped; `rates`: `Throughput.overall`;
+    `best`: the session's best evaluation (None without a main metric or an evaluation)."""
 
     finished: bool = False
     first_step: int = 0
     last_step: int = 0
     rates: dict | None = None
+    best: BestEvaluation | None = None
 
 
 class Diverged(RuntimeError):
@@ -229,7 +244,8 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> Summaries:
         eval_summary, eval_error = None, None
         if eval_due:
             try:
-                eval_summary = evaluate(run.eval_fn, state.params, task, run.feed)
+                outputs = split_outputs(run.eval_fn, state.params, task, run.feed)
+                eval_summary = split_metrics(task, outputs)
             except Exception as e:  # re-raised below, once the step is saved
                 if ckpt is None:
                     raise
@@ -238,6 +254,7 @@ def _loop(run: Setup, state, data_state, ckpt, reporter, started) -> Summaries:
             else:
                 summaries.update({f"eval/{k}": v for k, v in eval_summary.items()})
                 reporter.scalars(step, "eval", eval_summary)
+                summaries.best = _better(summaries.best, task, step, eval_summary, outputs)
         if save_due or (eval_summary and ckpt is not None and ckpt.best is not None):
             # With a main metric every evaluated step is saved: it may be the best one.
             position = data.stream_state(stream)
@@ -294,15 +311,36 @@ def eval_outputs(eval_fn, params, batches, feed, desc: str = "eval") -> list[dic
     return jax.device_get(outputs)
 
 
-def evaluate(eval_fn, params, task: Task, feed) -> dict[str, float]:
-    """The task's metrics on every evaluation split. One split: its metric names; several:
+def split_outputs(eval_fn, params, task: Task, feed) -> dict[str, list[dict]]:
+    """`eval_outputs` of every evaluation split (a collective)."""
+    return {
+        split: eval_outputs(
+            eval_fn, params, batches, feed, "eval" if split == "eval" else f"eval {split}"
+        )
+        for split, batches in task.data.evaluation().items()
+    }
+
+
+def split_metrics(task: Task, outputs: dict[str, list[dict]]) -> dict[str, float]:
+    """The task's metrics from `split_outputs`. One split: its metric names; several:
     `split/metric`."""
+    if len(outputs) == 1:
+        [(split, only)] = outputs.items()
+        return task.evaluate(split, only)
     results = {}
-    splits = task.data.evaluation()
-    for split, batches in splits.items():
-        desc = "eval" if split == "eval" else f"eval {split}"
-        metrics = task.evaluate(split, eval_outputs(eval_fn, params, batches, feed, desc))
-        if len(splits) == 1:
-            return metrics
-        results.update({f"{split}/{k}": v for k, v in metrics.items()})
+    for split, split_out in outputs.items():
+        results.update({f"{split}/{k}": v for k, v in task.evaluate(split, split_out).items()})
     return results
+
+
+def _better(kept, task: Task, step: int, metrics: dict, outputs) -> BestEvaluation | None:
+    """`kept`, or this step's evaluation where its main metric beats it (strictly: among equal
+    values the checkpoint manager keeps the earliest step too)."""
+    value = metrics.get(task.main_metric) if task.main_metric else None
+    if value is None or not math.isfinite(value):
+        return kept
+    if kept is not None:
+        sign = 1.0 if task.higher_is_better else -1.0
+        if sign * value <= sign * kept.value:
+            return kept
+    return BestEvaluation(step, float(value), task, outputs)

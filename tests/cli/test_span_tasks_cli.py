@@ -65,6 +65,16 @@ class Result:
         return json.loads(self.out.strip().splitlines()[-1])
 
 
+KEPT, AGAIN = "this run's evaluation of that step", "evaluated again"
+
+
+def scored_from(output: str) -> str | None:
+    """The outputs table's "scored from" row: KEPT when a fine-tuning run wrote its files from
+    the evaluation it made while training, AGAIN when the checkpoint was evaluated anew."""
+    row = re.search(r"^scored from\s+(.+?)\s*$", output, re.M)
+    return row and row.group(1)
+
+
 def bert_jax(*args: str, stdin: list[str] | None = None) -> Result:
     """`bert-jax ARGS` in this process, stdout and stderr captured (stdin: its lines)."""
     out, err = io.StringIO(), io.StringIO()
@@ -346,6 +356,10 @@ def test_squad_v1_evaluate_scores_the_files_and_the_workdir_alike(squad_v1):
     before = {name: (workdir / name).read_text() for name in ("predictions.json", "nbest.json")}
     rescored = bert_jax("evaluate", f"--workdir={workdir}", "--json")
     assert rescored.code == 0, rescored.err
+    # The run wrote its files from its own evaluation; `evaluate` ran the checkpoint again, and
+    # both agree.
+    assert scored_from(squad_v1.result.out) == KEPT
+    assert scored_from(rescored.out) == AGAIN
     content = rescored.last_json()
     assert content["step"] == squad_v1.results["step"]
     assert content["metrics"] == pytest.approx(written, abs=1e-6)
@@ -582,7 +596,9 @@ def ner_run(tiny, tmp_path_factory):
     )
     assert result.code == 0, result.err[-3000:]
     return types.SimpleNamespace(
-        workdir=workdir, results=json.loads((workdir / "eval_results.json").read_text())
+        workdir=workdir,
+        result=result,
+        results=json.loads((workdir / "eval_results.json").read_text()),
     )
 
 
@@ -639,6 +655,8 @@ def test_ner_evaluate_workdir_rewrites_the_same_files(ner_run):
     before = {s: (workdir / f"predictions_{s}.txt").read_text() for s in ("testa", "testb")}
     result = bert_jax("evaluate", f"--workdir={workdir}", "--json")
     assert result.code == 0, result.err
+    assert scored_from(ner_run.result.out) == KEPT
+    assert scored_from(result.out) == AGAIN
     assert result.last_json()["metrics"] == pytest.approx(ner_run.results["metrics"], abs=1e-6)
     for split, text in before.items():
         assert (workdir / f"predictions_{split}.txt").read_text() == text
@@ -725,7 +743,25 @@ def test_swag_run_writes_its_predictions(tmp_path_factory):
     written = (workdir / "predictions_val.tsv").read_text()
     rescored = bert_jax("evaluate", f"--workdir={workdir}", "--json")
     assert rescored.code == 0, rescored.err
+    assert scored_from(result.out) == KEPT
+    assert scored_from(rescored.out) == AGAIN
     assert rescored.last_json()["metrics"] == pytest.approx(results["metrics"], abs=1e-6)
     assert (workdir / "predictions_val.tsv").read_text() == written
     refused = bert_jax("predict", f"--workdir={workdir}", stdin=["a\tb"])
     assert "does not handle swag runs" in one_error_line(refused, "predict")
+
+
+def test_an_evaluation_of_another_step_is_not_reused(squad_v1):
+    """The outputs come from the training session's evaluation only when its step is still the
+    run's best on disk (a resumed run's best may be an earlier session's step)."""
+    from bert_jax.tasks import task_outputs
+    from bert_jax.trainer.loop import BestEvaluation
+
+    task = types.SimpleNamespace(main_metric="f1", higher_is_better=True)
+    best = squad_v1.results["step"]
+    kept = task_outputs._kept(squad_v1.workdir, BestEvaluation(best, 1.0, task, {"dev": []}))
+    assert kept is not None and kept.step == best
+    for step in {6, 12} - {best}:
+        other = BestEvaluation(step, 1.0, task, {"dev": []})
+        assert task_outputs._kept(squad_v1.workdir, other) is None
+    assert task_outputs._kept(squad_v1.workdir, None) is None

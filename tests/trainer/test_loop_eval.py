@@ -83,7 +83,7 @@ def test_a_failing_evaluation_still_saves_the_step_before_the_error(tmp_path, mo
     def broken(*args):
         raise RuntimeError("evaluation broke")
 
-    monkeypatch.setattr(train, "evaluate", broken)
+    monkeypatch.setattr(train, "split_outputs", broken)
     c = config(num_steps=4, synthetic=True)
     with c.unlocked():
         c.model.vocab_size = 128
