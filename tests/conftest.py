@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import tempfile
 
 os.environ["XLA_FLAGS"] = (
@@ -14,13 +15,23 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # subprocess the tests start (they inherit the environment): the end-to-end tests compile the
 # same small steps again and again, and a hit skips XLA's compile. Set in the first process
 # (the controller under -n), fresh each session, so no run reads another's entries.
+_OWN_CACHE = None  # the cache directory this process made, removed when its session ends
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="bert-jax-tests-xla-")
+    _OWN_CACHE = tempfile.mkdtemp(prefix="bert-jax-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
 
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_unconfigure(config):
+    """The session's compilation cache goes with it (tens of MB a run): removed by the process
+    that made it, after the xdist workers are done."""
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 def shared_path(*parts: str) -> pathlib.Path:
