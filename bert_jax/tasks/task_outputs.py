@@ -33,7 +33,7 @@ from bert_jax.report_table import SummaryTable, duration
 from bert_jax.tasks import finetune_run, registry
 from bert_jax.tasks.base import Task
 from bert_jax.tasks.classification import gather_predictions
-from bert_jax.tasks.task_run import RESULTS_FILE, open_task_run, run_config
+from bert_jax.tasks.task_run import RESULTS_FILE, open_task_run
 from bert_jax.trainer import loop, run_summary
 
 
@@ -99,13 +99,16 @@ class Scored:
     step_dir: paths.Path
     metadata: dict
     outputs: dict[str, list[dict]]
+    source: str  # for the outputs table: where the outputs came from
 
 
 def _evaluated(config, workdir, step, data_dir) -> Scored:
     """The checkpoint opened from its workdir and evaluated again."""
     run = open_task_run(workdir, config=config, step=step, data_dir=data_dir)
     outputs = loop.split_outputs(run.eval_fn, run.params, run.task, run.feed)
-    return Scored(run.task, run.workdir, run.step, run.step_dir, run.metadata, outputs)
+    return Scored(
+        run.task, run.workdir, run.step, run.step_dir, run.metadata, outputs, "evaluated again"
+    )
 
 
 def _kept(workdir, best: loop.BestEvaluation | None) -> Scored | None:
@@ -113,14 +116,14 @@ def _kept(workdir, best: loop.BestEvaluation | None) -> Scored | None:
     None when the best step was evaluated by an earlier session (or the run has no metric)."""
     if best is None:
         return None
-    root, _, _ = run_config(workdir)
+    root, _ = layout.resolve(workdir)
     task = best.task
     if finetune_run.pick_step(root, task.main_metric, task.higher_is_better) != best.step:
         return None
     step_dir = root / str(best.step)
-    return Scored(
-        task, root.parent, best.step, step_dir, layout.read_metadata(step_dir), best.outputs
-    )
+    metadata = layout.read_metadata(step_dir)
+    source = "this run's evaluation of that step"
+    return Scored(task, root.parent, best.step, step_dir, metadata, best.outputs, source)
 
 
 def write_outputs(
@@ -136,7 +139,6 @@ def write_outputs(
     rebuilding of the task, no second pass over the evaluation data)."""
     started = time.perf_counter()
     scored = _kept(workdir, best) if step is None and data_dir is None else None
-    reused = scored is not None
     if scored is None:
         scored = _evaluated(config, workdir, step, data_dir)
     task = scored.task
@@ -156,17 +158,16 @@ def write_outputs(
         print(f"  {shown}", flush=True)
         print(f"  {' '.join(content['files'])}", flush=True)
         seconds = time.perf_counter() - started
-        outputs_table(scored, content, seconds, reused).print()
+        outputs_table(scored, content, seconds).print()
     return content
 
 
-def outputs_table(scored: Scored, content: dict, seconds: float, reused: bool) -> SummaryTable:
+def outputs_table(scored: Scored, content: dict, seconds: float) -> SummaryTable:
     """What was scored and written: the checkpoint, the metrics (beside the task's baselines
     where it has them), the files, the time taken."""
     table = SummaryTable(f"{scored.task.name}: outputs of step {scored.step:,}")
     table.add("checkpoint", f"step {scored.step:,} ({scored.step_dir})")
-    source = "this run's evaluation of that step" if reused else "evaluated again"
-    table.add("scored from", source)
+    table.add("scored from", scored.source)
     baselines = run_summary.task_baselines(scored.task)
     run_summary.add_metrics(table, "", content["metrics"], baselines)
     table.add("written", f"{', '.join(content['files'])} in {scored.workdir}")

@@ -334,13 +334,13 @@ def split_metrics(task: Task, outputs: dict[str, list[dict]]) -> dict[str, float
 
 
 def _better(kept, task: Task, step: int, metrics: dict, outputs) -> BestEvaluation | None:
-    """`kept`, or this step's evaluation where its main metric beats it (strictly: among equal
-    values the checkpoint manager keeps the earliest step too)."""
+    """`kept`, or this step's evaluation where the checkpoint manager's rule (`Best.pick`: the
+    best value, the earliest among equals) prefers it."""
     value = metrics.get(task.main_metric) if task.main_metric else None
     if value is None or not math.isfinite(value):
         return kept
     if kept is not None:
-        sign = 1.0 if task.higher_is_better else -1.0
-        if sign * value <= sign * kept.value:
+        best = checkpointing.Best(task.main_metric, task.higher_is_better)
+        if best.pick({kept.step: kept.value, step: float(value)}) == kept.step:
             return kept
     return BestEvaluation(step, float(value), task, outputs)
