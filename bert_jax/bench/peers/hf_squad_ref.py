@@ -19,9 +19,10 @@ Standalone: runs in its own virtual environment, without bert-jax installed:
   pip install torch==2.13.0 "transformers<5" numpy
   python hf_squad_ref.py MODEL_DIR SQUAD_JSON SEED [--train_articles 0:8] [--eval_articles -10:]
       [--epochs 2] [--lr 5e-5] [--batch 32] [--max_len 256] [--stride 128] [--max_query 64]
-      [--out DIR]
+      [--out DIR] [--save_model DIR]
 Prints one JSON line; with --out, also writes DIR/predictions.json (question id -> answer text,
-the format the official evaluation script reads).
+the format the official evaluation script reads); with --save_model, the fine-tuned model and
+its tokenizer (a Hugging Face directory, so the same weights can be scored by other decoders).
 """
 
 import argparse
@@ -304,6 +305,7 @@ def parse_args(argv):
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--max_query", type=int, default=64)
     p.add_argument("--out", help="a folder to write predictions.json in")
+    p.add_argument("--save_model", help="a folder to save the fine-tuned model and tokenizer in")
     # argparse reads a value like "-10:" as an option: bind slice values to their flag first.
     argv = list(argv)
     for i in range(len(argv) - 2, -1, -1):
@@ -336,6 +338,9 @@ def main(argv):
     t0 = time.time()
     steps = train(model, train_windows, starts, ends, args)
     train_s = time.time() - t0
+    if args.save_model:
+        model.save_pretrained(args.save_model, safe_serialization=True)
+        tokenizer.save_pretrained(args.save_model)
     predictions = best_answers(eval_questions, eval_windows, window_logits(model, eval_windows))
     scores = squad_scores(eval_questions, predictions)
     if args.out:
