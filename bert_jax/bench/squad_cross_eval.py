@@ -27,6 +27,14 @@ from bert_jax.bench.peers import hf_squad_ref as ref
 EVAL_BATCH = 64
 
 
+def qa_head_from_torch(state: dict) -> dict:
+    """transformers' `qa_outputs` ([out, in] weight) as bert-jax's `qa_outputs` ([in, out])."""
+    return {
+        "kernel": np.ascontiguousarray(np.asarray(state["qa_outputs.weight"]).T),
+        "bias": np.asarray(state["qa_outputs.bias"]),
+    }
+
+
 def reference_answers(model_dir: str, squad_json: str, args) -> tuple[dict, dict, dict]:
     """(answers, scores, QA head weights) of hf_squad_ref's evaluation of the model."""
     import torch
@@ -62,13 +70,7 @@ def bert_jax_answers(model_dir: str, squad_json: str, args, head: dict) -> tuple
     task = squad.build(config, None, None, EVAL_BATCH, lambda line: print(line, file=sys.stderr))
     target = nn.unbox(jax.eval_shape(task.init_params, jax.random.key(0), task.example_batch()))
     params, _ = init_from.load_encoder(model_dir, target, encoder_only=True)
-    params = {
-        "bert": params["bert"],
-        "qa_outputs": {
-            "kernel": np.ascontiguousarray(head["qa_outputs.weight"].T),
-            "bias": head["qa_outputs.bias"],
-        },
-    }
+    params = {"bert": params["bert"], "qa_outputs": qa_head_from_torch(head)}
 
     @jax.jit
     def outputs(params, batch):

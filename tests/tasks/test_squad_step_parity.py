@@ -30,6 +30,7 @@ import pytest
 
 from bert_jax import sharding
 from bert_jax.bench.peers import hf_squad_ref
+from bert_jax.bench.squad_cross_eval import qa_head_from_torch
 from bert_jax.checkpoint import init_from
 from bert_jax.interop import hf, names
 from bert_jax.model.config import from_json_file
@@ -97,14 +98,6 @@ def hf_model(directory, train_pad_row=True):
     return model.train()
 
 
-def hf_head_to_ours(state) -> dict:
-    """transformers' `qa_outputs` ([out, in] weight) as our `qa_outputs` ([in, out] kernel)."""
-    return {
-        "kernel": np.ascontiguousarray(np.asarray(state["qa_outputs.weight"]).T),
-        "bias": np.asarray(state["qa_outputs.bias"]),
-    }
-
-
 def our_params(task, directory):
     """Our params as fine-tuning gets them: the encoder through `init_from` (into the abstract
     params of the task model), the QA head copied from transformers'."""
@@ -112,7 +105,10 @@ def our_params(task, directory):
     params, report = init_from.load_encoder(str(directory), target, encoder_only=True)
     assert report.new == ["qa_outputs/bias", "qa_outputs/kernel"]
     state = {n: p.detach().numpy() for n, p in hf_model(directory).named_parameters()}
-    return {"bert": jax.tree.map(np.asarray, params["bert"]), "qa_outputs": hf_head_to_ours(state)}
+    return {
+        "bert": jax.tree.map(np.asarray, params["bert"]),
+        "qa_outputs": qa_head_from_torch(state),
+    }
 
 
 def hf_to_ours(state, config) -> dict:
@@ -121,7 +117,7 @@ def hf_to_ours(state, config) -> dict:
     entries = hf.entries_from_state_dict(state, "torch")
     tree, report = hf.import_entries(entries, config, "torch")
     assert report["unused"] == ["qa_outputs.bias", "qa_outputs.weight"]
-    return {"bert": tree["bert"], "qa_outputs": hf_head_to_ours(state)}
+    return {"bert": tree["bert"], "qa_outputs": qa_head_from_torch(state)}
 
 
 def ours_to_hf(tree, config) -> dict[str, np.ndarray]:
