@@ -50,27 +50,42 @@ def reference_answers(model_dir: str, squad_json: str, args) -> tuple[dict, dict
     return answers, ref.squad_scores(questions, answers), head
 
 
-def bert_jax_answers(model_dir: str, squad_json: str, args, head: dict) -> tuple[dict, dict]:
-    """(answers, metrics) of bert-jax's SQuAD evaluation of the same weights: the encoder through
-    `init_from`, the QA head (which `init_from` leaves to fine-tuning) copied over."""
-    import flax.linen as nn
-    import jax
-
-    from bert_jax.checkpoint import init_from
+def squad_task(model_dir: str, squad_json: str, articles: str, args, dropout=None):
+    """bert-jax's SQuAD v1.1 task whose dev split is the file's `articles` (a slice as text),
+    windowed by `args` (max_len, stride, max_query), its architecture from `model_dir`
+    (with `dropout`, when given, for both kinds of dropout)."""
     from bert_jax.tasks import squad
     from configs import squad as squad_config
 
     config = squad_config.get_config("v1.1")
     config.init_from = model_dir
     config.data.dev_file = squad_json
-    config.data.dev_articles = args.articles
+    config.data.dev_articles = articles
     config.data.max_seq_length = args.max_len
     config.data.doc_stride = args.stride
     config.data.max_query_length = args.max_query
-    task = squad.build(config, None, None, EVAL_BATCH, lambda line: print(line, file=sys.stderr))
+    if dropout is not None:
+        config.model.hidden_dropout = config.model.attention_dropout = dropout
+    warn = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    return config, squad.build(config, None, None, EVAL_BATCH, warn)
+
+
+def params_with_head(task, model_dir: str, head: dict) -> dict:
+    """The task's params: the encoder of `model_dir` through `init_from`, the QA head (which
+    `init_from` leaves to fine-tuning) copied from transformers' `head`."""
+    import flax.linen as nn
+    import jax
+
+    from bert_jax.checkpoint import init_from
+
     target = nn.unbox(jax.eval_shape(task.init_params, jax.random.key(0), task.example_batch()))
     params, _ = init_from.load_encoder(model_dir, target, encoder_only=True)
-    params = {"bert": params["bert"], "qa_outputs": qa_head_from_torch(head)}
+    return {"bert": params["bert"], "qa_outputs": qa_head_from_torch(head)}
+
+
+def task_answers(task, params) -> tuple[dict, dict]:
+    """(answers, metrics) of bert-jax's evaluation of `params` on the task's dev split."""
+    import jax
 
     @jax.jit
     def outputs(params, batch):
@@ -80,6 +95,12 @@ def bert_jax_answers(model_dir: str, squad_json: str, args, head: dict) -> tuple
     split = [jax.tree.map(np.asarray, outputs(params, b)) for b in task.data.evaluation()["dev"]]
     metrics = task.evaluate("dev", split)
     return task.predictions["dev"].answers, metrics
+
+
+def bert_jax_answers(model_dir: str, squad_json: str, args, head: dict) -> tuple[dict, dict]:
+    """(answers, metrics) of bert-jax's SQuAD evaluation of the same weights."""
+    _, task = squad_task(model_dir, squad_json, args.articles, args)
+    return task_answers(task, params_with_head(task, model_dir, head))
 
 
 def main(argv: list[str]) -> int:

@@ -155,9 +155,14 @@ def pad_batch(windows, rows):
 # --- training and decoding ------------------------------------------------------------------
 
 
-def train(model, windows, starts, ends, args):
-    """Fine-tunes `model` in place for `args.epochs` (a float: a share of a last epoch counts);
-    returns the number of optimizer steps."""
+def steps_for(count, batch, epochs):
+    """Optimizer steps of `epochs` (a float: a share of a last epoch counts) of `count` windows."""
+    return int(math.ceil(count / batch) * epochs)
+
+
+def make_optimizer(model, lr, steps):
+    """(AdamW, its schedule): weight decay except on `NO_DECAY`, warmup over the first
+    `WARMUP_FRACTION` of `steps`, then linear decay to 0."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -169,36 +174,54 @@ def train(model, windows, starts, ends, args):
         },
         {"params": [p for n, p in named if any(k in n for k in NO_DECAY)], "weight_decay": 0.0},
     ]
-    opt = torch.optim.AdamW(groups, lr=args.lr)
-    count = len(windows["input_ids"])
-    steps = int(math.ceil(count / args.batch) * args.epochs)
-    schedule = get_linear_schedule_with_warmup(opt, int(WARMUP_FRACTION * steps), steps)
-    shuffler = random.Random(args.seed)
-    model.train()
-    step = 0
-    while step < steps:
+    opt = torch.optim.AdamW(groups, lr=lr)
+    return opt, get_linear_schedule_with_warmup(opt, int(WARMUP_FRACTION * steps), steps)
+
+
+def batch_rows(count, batch, steps, seed):
+    """The window rows of each of `steps` batches: all `count` windows shuffled by `seed` at the
+    start of every epoch, cut into batches (an epoch's last batch may be short)."""
+    shuffler = random.Random(seed)
+    done = 0
+    while True:
         order = list(range(count))
         shuffler.shuffle(order)
-        for i in range(0, count, args.batch):
-            rows = order[i : i + args.batch]
-            batch = pad_batch(windows, rows)
-            out = model(
-                **batch,
-                start_positions=torch.tensor([starts[r] for r in rows]),
-                end_positions=torch.tensor([ends[r] for r in rows]),
-            )
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
-            opt.step()
-            schedule.step()
-            opt.zero_grad()
-            step += 1
-            if step % LOG_EVERY == 0 or step == steps:  # progress on stderr; stdout is the result
-                print(
-                    f"step {step}/{steps} loss {out.loss.item():.4f}", file=sys.stderr, flush=True
-                )
-            if step >= steps:
-                break
+        for i in range(0, count, batch):
+            yield order[i : i + batch]
+            done += 1
+            if done >= steps:
+                return
+
+
+def train_step(model, opt, schedule, windows, rows, starts, ends):
+    """One optimizer step on the windows `rows`; returns (loss, the rate it used)."""
+    import torch
+
+    batch = pad_batch(windows, rows)
+    out = model(
+        **batch,
+        start_positions=torch.tensor([starts[r] for r in rows]),
+        end_positions=torch.tensor([ends[r] for r in rows]),
+    )
+    out.loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+    rate = opt.param_groups[0]["lr"]
+    opt.step()
+    schedule.step()
+    opt.zero_grad()
+    return out.loss.item(), rate
+
+
+def train(model, windows, starts, ends, args):
+    """Fine-tunes `model` in place for `args.epochs`; returns the number of optimizer steps."""
+    count = len(windows["input_ids"])
+    steps = steps_for(count, args.batch, args.epochs)
+    opt, schedule = make_optimizer(model, args.lr, steps)
+    model.train()
+    for step, rows in enumerate(batch_rows(count, args.batch, steps, args.seed), 1):
+        loss, _ = train_step(model, opt, schedule, windows, rows, starts, ends)
+        if step % LOG_EVERY == 0 or step == steps:  # progress on stderr; stdout is the result
+            print(f"step {step}/{steps} loss {loss:.4f}", file=sys.stderr, flush=True)
     return steps
 
 
