@@ -179,7 +179,8 @@ def test_the_script_runs_end_to_end_on_a_tiny_model(tmp_path):
     result = subprocess.run(
         [sys.executable, ref.__file__, str(model_dir), str(data), "0"]
         + ["--train_articles", "0:2", "--eval_articles", "-2:", "--epochs", "2"]
-        + ["--batch", "2", "--max_len", "40", "--stride", "16", "--out", str(tmp_path / "out")],
+        + ["--batch", "2", "--max_len", "40", "--stride", "16", "--dropout", "0"]
+        + ["--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -187,6 +188,7 @@ def test_the_script_runs_end_to_end_on_a_tiny_model(tmp_path):
     )
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["train_questions"] == 6 and line["eval_questions"] == 3
+    assert line["dropout"] == 0.0  # --dropout over the checkpoint's 0.1
     assert line["train_windows"] > 6
     assert line["train_steps"] == 2 * -(-line["train_windows"] // 2)
     assert 0.0 <= line["exact_match"] <= line["f1"] <= 100.0

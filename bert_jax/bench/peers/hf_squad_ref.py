@@ -19,7 +19,7 @@ Standalone: runs in its own virtual environment, without bert-jax installed:
   pip install torch==2.13.0 "transformers<5" numpy
   python hf_squad_ref.py MODEL_DIR SQUAD_JSON SEED [--train_articles 0:8] [--eval_articles -10:]
       [--epochs 2] [--lr 5e-5] [--batch 32] [--max_len 256] [--stride 128] [--max_query 64]
-      [--out DIR] [--save_model DIR]
+      [--dropout P] [--out DIR] [--save_model DIR]
 Prints one JSON line; with --out, also writes DIR/predictions.json (question id -> answer text,
 the format the official evaluation script reads); with --save_model, the fine-tuned model and
 its tokenizer (a Hugging Face directory, so the same weights can be scored by other decoders).
@@ -327,6 +327,9 @@ def parse_args(argv):
     p.add_argument("--max_len", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--max_query", type=int, default=64)
+    p.add_argument(
+        "--dropout", type=float, help="hidden and attention dropout (default: the checkpoint's)"
+    )
     p.add_argument("--out", help="a folder to write predictions.json in")
     p.add_argument("--save_model", help="a folder to save the fine-tuned model and tokenizer in")
     # argparse reads a value like "-10:" as an option: bind slice values to their flag first.
@@ -352,7 +355,10 @@ def main(argv):
     if not train_questions or not eval_questions:
         sys.exit(f"hf_squad_ref: {args.squad_json}: no questions in the train or eval articles")
     tokenizer = BertTokenizerFast.from_pretrained(args.model_dir)
-    model = BertForQuestionAnswering.from_pretrained(args.model_dir)
+    dropout = {}
+    if args.dropout is not None:
+        dropout = dict(hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
+    model = BertForQuestionAnswering.from_pretrained(args.model_dir, **dropout)
     window_args = (args.max_len, args.stride, args.max_query)
     train_windows = make_windows(tokenizer, train_questions, *window_args)
     starts, ends = train_labels(train_windows, train_questions, tokenizer.cls_token_id)
@@ -375,6 +381,7 @@ def main(argv):
         "seed": args.seed,
         "epochs": args.epochs,
         "lr": args.lr,
+        "dropout": model.config.hidden_dropout_prob,
         "batch": args.batch,
         "max_len": args.max_len,
         "stride": args.stride,
