@@ -21,7 +21,7 @@ def test_both_sides_train_alike(qa_model_dir, tmp_path, capsys):  # noqa: F811
     dev = shared_path("squad", "dev-v1.1.json")
     argv = [
         str(qa_model_dir), str(dev), "0", "--train_articles", "0:1", "--eval_articles", "-1:",
-        "--epochs", "0.3", "--batch", "16", "--max_len", "384", "--lr", "1e-3",
+        "--epochs", "0.1", "--batch", "16", "--max_len", "384", "--lr", "1e-3",
         "--out", str(tmp_path),
     ]  # fmt: skip
     assert squad_matched.main(argv) == 0
