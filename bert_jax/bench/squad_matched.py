@@ -41,14 +41,10 @@ def slice_text(articles: slice) -> str:
 def reference_side(args):
     """(model in train mode without dropout, tokenizer, train windows, starts, ends)."""
     import torch
-    from transformers import BertForQuestionAnswering, BertTokenizerFast
 
     torch.manual_seed(args.seed)  # the QA head's initial draw, shared with bert-jax below
     torch.set_num_threads(2)
-    tokenizer = BertTokenizerFast.from_pretrained(args.model_dir)
-    model = BertForQuestionAnswering.from_pretrained(
-        args.model_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
-    )
+    tokenizer, model = ref.load_model(args.model_dir, dropout=0.0)
     questions = ref.load_questions(args.squad_json, args.train_articles)
     windows = ref.make_windows(tokenizer, questions, args.max_len, args.stride, args.max_query)
     starts, ends = ref.train_labels(windows, questions, tokenizer.cls_token_id)

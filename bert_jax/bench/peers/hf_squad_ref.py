@@ -314,6 +314,18 @@ def squad_scores(questions, predictions):
 # --- entry point ----------------------------------------------------------------------------
 
 
+def load_model(model_dir, dropout=None):
+    """(tokenizer, BertForQuestionAnswering) of `model_dir`; `dropout`, when given, replaces the
+    checkpoint's hidden and attention dropout."""
+    from transformers import BertForQuestionAnswering, BertTokenizerFast
+
+    rates = {}
+    if dropout is not None:
+        rates = dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    tokenizer = BertTokenizerFast.from_pretrained(model_dir)
+    return tokenizer, BertForQuestionAnswering.from_pretrained(model_dir, **rates)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model_dir", help="a Hugging Face BERT directory (weights and tokenizer)")
@@ -343,7 +355,6 @@ def parse_args(argv):
 def main(argv):
     import numpy as np
     import torch
-    from transformers import BertForQuestionAnswering, BertTokenizerFast
 
     args = parse_args(argv)
     torch.manual_seed(args.seed)
@@ -354,11 +365,7 @@ def main(argv):
     eval_questions = load_questions(args.squad_json, args.eval_articles)
     if not train_questions or not eval_questions:
         sys.exit(f"hf_squad_ref: {args.squad_json}: no questions in the train or eval articles")
-    tokenizer = BertTokenizerFast.from_pretrained(args.model_dir)
-    dropout = {}
-    if args.dropout is not None:
-        dropout = dict(hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
-    model = BertForQuestionAnswering.from_pretrained(args.model_dir, **dropout)
+    tokenizer, model = load_model(args.model_dir, args.dropout)
     window_args = (args.max_len, args.stride, args.max_query)
     train_windows = make_windows(tokenizer, train_questions, *window_args)
     starts, ends = train_labels(train_windows, train_questions, tokenizer.cls_token_id)
