@@ -35,6 +35,8 @@ def model_config(size: str = "base") -> ml_collections.ConfigDict:
     m.scan_layers = False  # nn.scan over the layer stack: one compiled layer, a "layers" axis
     m.remat = False  # recompute each layer's activations in the backward pass
     m.remat_policy = "nothing_saveable"  # which intermediates remat keeps (jax.checkpoint_policies)
+    # pretraining: the last layer only at [CLS] and the masked positions (exact; unrolled stack)
+    m.gather_last_layer = True
     return m
 
 

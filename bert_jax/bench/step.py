@@ -5,12 +5,14 @@ against the chip's peak where it is known.
   bert-jax bench step                                      # bert-small, 16 x 128, P=20, fp32
   bert-jax bench step --size base --batch 256 --dtype bfloat16 --matmul 8192 --json  # GPU/TPU
 
-Two sides of bert-jax are timed, with the same step function, params and optimizer:
-  masked         the MLM head (transform + tied vocab projection) on the P masked positions only,
-                 gathered first: the normal step;
+Two sides of bert-jax are timed, with the same model, params and optimizer:
+  masked         the normal step: the P masked positions are gathered before the last encoder
+                 layer, which (with the MLM transform and tied vocab projection) runs only at
+                 them and at [CLS];
   all positions  the same step fed every position as a prediction slot (labels weigh 0 where
-                 not masked), so the MLM head runs on all S positions, as Hugging Face's
-                 BertForPreTraining does: the same model FLOPs as the peers.
+                 not masked) and with the last layer computed everywhere (gather_last_layer
+                 off), so it and the MLM head run on all S positions, as in Hugging Face's
+                 BertForPreTraining: the same model FLOPs as the peers.
 Each side (and each peer, with --peer_python) reports the model FLOPs of what it computes. The
 step-time ratio peer / masked is the headline; peer / all positions compares the kernels and
 framework alone; all positions / masked is what the masked gather saves.
@@ -108,16 +110,27 @@ def _build(args):
     task = PretrainingTask(config, args.seq, args.predictions)
     sharded = train_state.plan(train_state.init_fn(task, tx, 0), mesh)
     state = train_state.create(sharded)
-    step = train_step.jit_train_step(
-        train_step.make_train_step(
-            task, tx, schedule, mesh, args.accum, param_shardings=sharded.shardings.params
-        ),
-        sharded.shardings,
-        mesh,
-    )
+
+    def jitted(model_config):
+        side = PretrainingTask(model_config, args.seq, args.predictions)
+        return train_step.jit_train_step(
+            train_step.make_train_step(
+                side, tx, schedule, mesh, args.accum, param_shardings=sharded.shardings.params
+            ),
+            sharded.shardings,
+            mesh,
+        )
+
+    # The same params tree either way: only where the last layer runs differs.
+    steps = {"masked": jitted(config), "all_positions": jitted(everywhere(config))}
     host = synthetic_data.global_batch(0, 0, args.batch, args.seq, args.predictions, args.vocab)
     batch_layout = sharding.batch_sharding(mesh)
-    return config, state, step, host, lambda batch: jax.device_put(batch, batch_layout)
+    return config, state, steps, host, lambda batch: jax.device_put(batch, batch_layout)
+
+
+def everywhere(config):
+    """The all-positions side's model: the last layer at every position, as the peers run it."""
+    return config.replace(gather_last_layer=False)
 
 
 def all_positions_batch(batch: dict) -> dict:
@@ -142,7 +155,7 @@ def side_flops(config, batch: int, seq: int, predictions: int) -> dict[str, floa
 
     return {
         "masked": flops.train_flops(config, batch, seq, predictions),
-        "all_positions": flops.train_flops(config, batch, seq, seq),
+        "all_positions": flops.train_flops(everywhere(config), batch, seq, seq),
     }
 
 
@@ -195,18 +208,20 @@ def main(argv: list[str]) -> int:
 
     from bert_jax.trainer import flops
 
-    config, state, step, host, place = _build(args)
+    config, state, steps, host, place = _build(args)
     devices = jax.local_device_count()
     count = side_flops(config, args.batch, args.seq, args.predictions)
     # The reference rate is measured before and after the timed steps and averaged, so a
     # change in machine load during the run affects both sides of the ratio alike.
     matmul_before = matmul_rate(args.matmul, jnp.dtype(args.dtype))
-    compile_s, times, state, metrics = _time(step, state, place(host), args.warmup, args.steps)
+    timing = _time(steps["masked"], state, place(host), args.warmup, args.steps)
+    compile_s, times, state, metrics = timing
     masked = _side(count["masked"], compile_s, times, metrics, devices)
-    everywhere = None
+    all_positions = None
     if not args.masked_only:
-        timing = _time(step, state, place(all_positions_batch(host)), args.warmup, args.steps)
-        everywhere = _side(count["all_positions"], timing[0], timing[1], timing[3], devices)
+        batch = place(all_positions_batch(host))
+        timing = _time(steps["all_positions"], state, batch, args.warmup, args.steps)
+        all_positions = _side(count["all_positions"], timing[0], timing[1], timing[3], devices)
     matmul = (matmul_before + matmul_rate(args.matmul, jnp.dtype(args.dtype))) / 2
     kind = jax.devices()[0].device_kind
     # MFU against the peak of the dtype the model computes in (fp32 runs: the fp32 peak).
@@ -229,7 +244,7 @@ def main(argv: list[str]) -> int:
         "matmul_gflops_per_s": matmul / 1e9,
         "model_over_matmul": per_device / matmul,
         "mfu": per_device / peak if peak else None,
-        "all_positions": everywhere,
+        "all_positions": all_positions,
     }
     rows = [
         ("model", f"{args.size} ({config.num_layers} x {config.hidden_size}), {args.dtype}"),
@@ -247,9 +262,9 @@ def main(argv: list[str]) -> int:
             count["masked"], devices, matmul,
         ),
     ]  # fmt: skip
-    if everywhere:
+    if all_positions:
         name = f"bert-jax, MLM on all {args.seq}"
-        step_s = everywhere["step_s_median"]
+        step_s = all_positions["step_s_median"]
         rows.append(_side_row(name, step_s, count["all_positions"], devices, matmul))
     # The peers run on the same model and batch with the MLM head on every position.
     peer_figures = peers.compare_step(args, config)

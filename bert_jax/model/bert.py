@@ -72,6 +72,11 @@ def dense(
     )
 
 
+def take_rows(x_BxLxH: jax.Array, rows_BxQ: jax.Array) -> jax.Array:
+    """x at the given positions of each sequence: [B,Q,H]."""
+    return jnp.take_along_axis(x_BxLxH, rows_BxQ[..., None], axis=1)
+
+
 def layer_norm(config: BertConfig, name: str) -> nn.LayerNorm:
     # Flax computes the statistics in float32 even when `dtype` is bfloat16.
     return nn.LayerNorm(
@@ -142,10 +147,12 @@ class SelfAttention(nn.Module):
     deterministic: bool
 
     @nn.compact
-    def __call__(self, x_BxLxH, mask_BxL) -> jax.Array:
+    def __call__(self, x_BxQxH, x_BxLxH, mask_BxL) -> jax.Array:
+        """Queries from `x_BxQxH` (every position, or a gathered subset of them), keys and
+        values from every position `x_BxLxH`."""
         c = self.config
         heads = (c.num_heads, c.head_dim)
-        q = dense(c, heads, ("embed", "heads", "kv"), "query")(x_BxLxH)
+        q = dense(c, heads, ("embed", "heads", "kv"), "query")(x_BxQxH)
         k = dense(c, heads, ("embed", "heads", "kv"), "key")(x_BxLxH)
         v = dense(c, heads, ("embed", "heads", "kv"), "value")(x_BxLxH)
         if c.attention == "dot_product":
@@ -173,11 +180,14 @@ class EncoderLayer(nn.Module):
     deterministic: bool
 
     @nn.compact
-    def __call__(self, x_BxLxH, mask_BxL):
+    def __call__(self, x_BxLxH, mask_BxL, rows_BxQ=None):
+        """`rows_BxQ`: compute the output only at these positions (their queries attend to
+        every position); None: at every position."""
         c = self.config
         drop = Dropout(c.hidden_dropout)
-        attn = SelfAttention(c, self.deterministic, name="attention")(x_BxLxH, mask_BxL)
-        x = layer_norm(c, "attention_norm")(x_BxLxH + drop(attn, self.deterministic))
+        x_BxQxH = x_BxLxH if rows_BxQ is None else take_rows(x_BxLxH, rows_BxQ)
+        attn = SelfAttention(c, self.deterministic, name="attention")(x_BxQxH, x_BxLxH, mask_BxL)
+        x = layer_norm(c, "attention_norm")(x_BxQxH + drop(attn, self.deterministic))
         h = gelu(c, dense(c, c.intermediate_size, ("embed", "mlp"), "intermediate")(x))
         h = dense(c, c.hidden_size, ("mlp", "embed"), "output")(h)
         x = layer_norm(c, "output_norm")(x + drop(h, self.deterministic))
@@ -187,12 +197,19 @@ class EncoderLayer(nn.Module):
 
 
 class Encoder(nn.Module):
-    """The layer stack: unrolled (`layer_0` ...) or scanned (`layers`, leading axis = layer)."""
+    """The layer stack: unrolled (`layer_0` ...) or scanned (`layers`, leading axis = layer).
+
+    With `rows_BxQ` only those positions of the output are returned. Unrolled and with
+    `gather_last_layer`, the last layer computes only them: its output at a position depends on
+    the other positions only through their keys and values, so this is exact, and it skips the
+    query, attention-output and MLP matmuls (and their backward) at every other position. A
+    scanned stack runs one layer body for all layers, so it computes every position and gathers
+    after the stack."""
 
     config: BertConfig
 
     @nn.compact
-    def __call__(self, x_BxLxH, mask_BxL, deterministic: bool) -> jax.Array:
+    def __call__(self, x_BxLxH, mask_BxL, deterministic: bool, rows_BxQ=None) -> jax.Array:
         c = self.config
         layer = EncoderLayer
         if c.remat:
@@ -208,10 +225,14 @@ class Encoder(nn.Module):
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
             x_BxLxH, _ = stack(c, deterministic, name="layers")(x_BxLxH, mask_BxL)
-            return x_BxLxH
+            return x_BxLxH if rows_BxQ is None else take_rows(x_BxLxH, rows_BxQ)
+        last = c.num_layers - 1
         for i in range(c.num_layers):
-            x_BxLxH, _ = layer(c, deterministic, name=f"layer_{i}")(x_BxLxH, mask_BxL)
-        return x_BxLxH
+            rows = rows_BxQ if i == last and c.gather_last_layer else None
+            x_BxLxH, _ = layer(c, deterministic, name=f"layer_{i}")(x_BxLxH, mask_BxL, rows)
+        if rows_BxQ is None or c.gather_last_layer:
+            return x_BxLxH
+        return take_rows(x_BxLxH, rows_BxQ)
 
 
 class Pooler(nn.Module):
@@ -229,7 +250,8 @@ class Pooler(nn.Module):
 
 
 class BertModel(nn.Module):
-    """Embeddings -> encoder (-> pooler). Returns (sequence_output [B,L,H], pooled [B,H] | None)."""
+    """Embeddings -> encoder (-> pooler). Returns (sequence_output [B,L,H], pooled [B,H] | None);
+    with `output_positions` [B,P], the sequence output at those positions only ([B,P,H])."""
 
     config: BertConfig
     add_pooler: bool = True
@@ -240,14 +262,28 @@ class BertModel(nn.Module):
         if self.add_pooler:
             self.pooler = Pooler(self.config)
 
-    def __call__(self, input_ids, segment_ids=None, input_mask=None, deterministic: bool = True):
+    def __call__(
+        self,
+        input_ids,
+        segment_ids=None,
+        input_mask=None,
+        deterministic: bool = True,
+        output_positions=None,
+    ):
         if segment_ids is None:
             segment_ids = jnp.zeros_like(input_ids)
         if input_mask is None:
             input_mask = jnp.ones_like(input_ids)
         x = self.embeddings(input_ids, segment_ids, deterministic)
-        x = self.encoder(x, input_mask.astype(bool), deterministic)
-        return x, (self.pooler(x) if self.add_pooler else None)
+        rows = output_positions
+        if rows is not None and self.add_pooler:
+            # The pooler reads [CLS] (position 0): it is row 0 of what the encoder returns.
+            rows = jnp.concatenate([jnp.zeros_like(rows[:, :1]), rows], axis=1)
+        x = self.encoder(x, input_mask.astype(bool), deterministic, rows)
+        pooled = self.pooler(x) if self.add_pooler else None
+        if output_positions is not None and self.add_pooler:
+            x = x[:, 1:]
+        return x, pooled
 
     def attend(self, x_BxPxH: jax.Array) -> jax.Array:
         return self.embeddings.attend(x_BxPxH)

@@ -80,6 +80,9 @@ class BertConfig:
     # "einsum": plain attention with dropout on the probabilities, as released.
     # "dot_product": jax.nn.dot_product_attention (fused kernels); no attention-probability dropout.
     attention: str = "einsum"
+    # Pretraining reads the last layer only at [CLS] and the masked positions: compute that
+    # layer only there (exact; an unrolled stack only, see `Encoder`).
+    gather_last_layer: bool = True
 
     def __post_init__(self):
         check_fields(dataclasses.asdict(self))

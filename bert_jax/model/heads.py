@@ -38,9 +38,10 @@ add_output_bias.defvjp(_add_output_bias_fwd, _add_output_bias_bwd)
 
 
 class BertForPreTraining(nn.Module):
-    """MLM on the masked positions (gathered BEFORE the vocab projection, so the [B,P,V] logits
-    are computed for P predictions per sequence instead of every position) and NSP on the
-    pooled output. The MLM decoder is the word-embedding table plus its own bias."""
+    """MLM on the masked positions and NSP on the pooled output. The masked positions are
+    gathered before the last encoder layer (`gather_last_layer`; else after the encoder), so
+    that layer and the [B,P,V] logits are computed for P predictions per sequence instead of
+    every position. The MLM decoder is the word-embedding table plus its own bias."""
 
     config: BertConfig
 
@@ -66,11 +67,9 @@ class BertForPreTraining(nn.Module):
         deterministic: bool = True,
     ) -> dict[str, jax.Array]:
         """`mlm_positions` [B,P]: positions to predict; None predicts every position."""
-        seq_BxLxH, pooled_BxH = self.bert(input_ids, segment_ids, input_mask, deterministic)
-        if mlm_positions is None:
-            picked_BxPxH = seq_BxLxH
-        else:
-            picked_BxPxH = jnp.take_along_axis(seq_BxLxH, mlm_positions[..., None], axis=1)
+        picked_BxPxH, pooled_BxH = self.bert(
+            input_ids, segment_ids, input_mask, deterministic, output_positions=mlm_positions
+        )
         h = self.mlm_norm(gelu(self.config, self.mlm_transform(picked_BxPxH)))
         # Batch-sharded before the tied vocab projection. Besides being the layout we want,
         # this avoids an XLA SPMD miscompile (jax 0.10): with data, fsdp and tensor all > 1 the
@@ -82,8 +81,10 @@ class BertForPreTraining(nn.Module):
         return {
             "mlm_logits": mlm_logits,
             "nsp_logits": self.nsp(pooled_BxH).astype(jnp.float32),
-            "sequence_output": seq_BxLxH,
             "pooled_output": pooled_BxH,
+            # The encoder's output where the MLM head read it: every position, or the P
+            # masked ones (then the last layer ran only there and at [CLS]).
+            "sequence_output": picked_BxPxH,
         }
 
 

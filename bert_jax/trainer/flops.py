@@ -8,7 +8,10 @@ Counted as the matmuls do (2 FLOPs per multiply-add), backward = 2 x forward:
   pooler + NSP per sequence      2 * (H^2 + 2H)
 Embedding lookups, LayerNorm, softmax and bias adds are not matmuls and are left out (they are
 memory-bound and add a few percent at most). Only masked positions reach the vocabulary
-projection, so P (not S) multiplies the V*H term.
+projection, so P (not S) multiplies the V*H term. Pretraining with `gather_last_layer` (an
+unrolled stack) runs the last layer's keys and values at all S tokens and the rest of it at the
+Q = P + 1 rows the heads read (the masked positions and [CLS]):
+  last layer per sequence  2 * (2H^2 * S + (2H^2 + 2HF) * Q) + 4 * S * H * Q
 """
 
 from __future__ import annotations
@@ -25,10 +28,15 @@ def forward_flops(config: BertConfig, batch: int, seq: int, predictions: int) ->
         config.vocab_size,
         config.num_layers,
     )
-    per_token = layers * (2 * (4 * h * h + 2 * h * f) + 4 * seq * h)
+    layer_per_token = 2 * (4 * h * h + 2 * h * f) + 4 * seq * h
+    encoder = layers * seq * layer_per_token
+    if predictions and config.gather_last_layer and not config.scan_layers:
+        rows = predictions + 1
+        last = 2 * (2 * h * h * seq + (2 * h * h + 2 * h * f) * rows) + 4 * seq * h * rows
+        encoder += last - seq * layer_per_token
     mlm = 2 * (h * h + v * h) * predictions
     pooler = 2 * (h * h + 2 * h)
-    return float(batch * (seq * per_token + mlm + pooler))
+    return float(batch * (encoder + mlm + pooler))
 
 
 def train_flops(config: BertConfig, batch: int, seq: int, predictions: int) -> float:

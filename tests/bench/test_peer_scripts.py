@@ -14,11 +14,16 @@ from bert_jax.model.config import preset
 L, H, F, V, B, S, P = 4, 512, 2048, 30522, 16, 128, 20
 
 
-def analytic_step_flops(mlm_positions: int) -> int:
-    """The count written out (2 FLOPs per multiply-add, forward + backward = 3 x forward)."""
-    qkv_out_mlp = 2 * (4 * H * H + 2 * H * F)  # per token per layer
-    attention = 2 * S * H + 2 * S * H  # q.k scores and the weighted sum of v, per token per layer
-    encoder = S * L * (qkv_out_mlp + attention)  # per sequence
+def analytic_step_flops(mlm_positions: int, last_layer_rows: int = S) -> int:
+    """The count written out (2 FLOPs per multiply-add, forward + backward = 3 x forward).
+    `last_layer_rows`: the positions at which the last layer computes queries, the attention
+    output and the MLP (keys and values: always all S)."""
+    kv = 2 * (2 * H * H)  # key and value projections, per token per layer
+    q_out_mlp = 2 * (2 * H * H + 2 * H * F)  # query and output projections, mlp in and out
+    attention = 2 * S * H + 2 * S * H  # q.k scores and the weighted sum of v, per query row
+    layer = S * (kv + q_out_mlp + attention)
+    last = S * kv + last_layer_rows * (q_out_mlp + attention)
+    encoder = (L - 1) * layer + last  # per sequence
     mlm_head = mlm_positions * 2 * (H * H + V * H)  # transform + tied vocab projection
     pooler_nsp = 2 * (H * H + 2 * H)
     return 3 * B * (encoder + mlm_head + pooler_nsp)
@@ -47,13 +52,18 @@ def test_peer_scripts_import_without_their_libraries():
 def test_flop_accounting_of_each_side_against_the_analytic_count():
     config = preset("small", vocab_size=V)
     ours = step.side_flops(config, B, S, P)
-    assert ours["masked"] == analytic_step_flops(P) == 191_594_201_088
+    # The masked step runs the last layer at the P masked positions and [CLS] only.
+    assert ours["masked"] == analytic_step_flops(P, last_layer_rows=P + 1)
+    assert analytic_step_flops(P) == 191_594_201_088  # the last layer everywhere
     assert ours["all_positions"] == analytic_step_flops(S) == 356_335_583_232
     # The peers project every position onto the vocabulary: bert-jax's all-positions count.
     assert peer_step.model_flops(L, H, F, V, B, S, mlm_positions=S) == ours["all_positions"]
-    # What the masked gather saves is exactly the MLM head on the S - P other positions.
+    # What the masked gather saves is exactly the MLM head on the S - P other positions and
+    # the last layer's queries, attention, output projection and MLP on all but P + 1 rows.
     saved = ours["all_positions"] - ours["masked"]
-    assert saved == pytest.approx(3 * B * (S - P) * 2 * (H * H + V * H))
+    last_layer_row = 2 * (2 * H * H + 2 * H * F) + 4 * S * H
+    expected = 3 * B * ((S - P) * 2 * (H * H + V * H) + (S - P - 1) * last_layer_row)
+    assert saved == pytest.approx(expected)
 
 
 def test_peer_step_labels_as_many_positions_as_bert_jax_predicts():

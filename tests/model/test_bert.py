@@ -77,6 +77,35 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
     assert out["mlm_logits"].dtype == jnp.float32
 
 
+@pytest.mark.parametrize("stack", [{}, {"remat": True}, {"scan_layers": True}])
+def test_last_layer_at_the_masked_positions_is_exact(stack):
+    """Running the last layer only at [CLS] and the masked positions changes no output and no
+    gradient (whether it saves the work is `tests/trainer/test_flops.py`'s count)."""
+    c = preset("tiny", vocab_size=200, hidden_dropout=0.0, attention_dropout=0.0, **stack)
+    rng = np.random.default_rng(0)
+    ids = jnp.asarray(rng.integers(5, 200, (3, 16)), jnp.int32)
+    mask = jnp.asarray(np.arange(16) < np.array([[16], [11], [7]]), jnp.int32)
+    positions = jnp.asarray([[3, 9, 0], [1, 10, 10], [6, 2, 0]], jnp.int32)  # repeats, [CLS]
+    models = [BertForPreTraining(c.replace(gather_last_layer=g)) for g in (True, False)]
+    params = models[0].init(jax.random.PRNGKey(0), ids)["params"]
+
+    def run(model, params):
+        out = model.apply({"params": params}, ids, jnp.zeros_like(ids), mask, positions)
+        return jnp.sum(out["mlm_logits"] ** 2) + jnp.sum(out["nsp_logits"] ** 2), out
+
+    (loss, out), grads = jax.value_and_grad(lambda p: run(models[0], p), has_aux=True)(params)
+    (ref_loss, ref), ref_grads = jax.value_and_grad(lambda p: run(models[1], p), has_aux=True)(
+        params
+    )
+    assert out["sequence_output"].shape == (3, 3, c.hidden_size)
+    for name in ("mlm_logits", "nsp_logits", "pooled_output", "sequence_output"):
+        np.testing.assert_allclose(out[name], ref[name], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads), strict=True):
+        # float32 sums in another order: within 1e-4 of each gradient's own scale
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max() + 1e-7
+
+
 def test_dot_product_attention_matches_einsum():
     c = preset("tiny", vocab_size=100)
     ids = jnp.arange(16).reshape(2, 8) % 100

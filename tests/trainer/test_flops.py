@@ -12,9 +12,16 @@ from bert_jax.tasks import pretraining_loss as losses
 from bert_jax.trainer import flops
 
 
-@pytest.mark.parametrize("size, vocab", [("mini", 1000), ("small", 30522)])
-def test_train_flops_match_what_xla_counts(size, vocab):
-    config = preset(size, vocab_size=vocab, hidden_dropout=0.0, attention_dropout=0.0)
+@pytest.mark.parametrize(
+    "size, vocab, gather",
+    [("mini", 1000, True), ("small", 30522, True), ("small", 30522, False)],
+)
+def test_train_flops_match_what_xla_counts(size, vocab, gather):
+    """With the last layer gathered (the default) and without: the count follows the model."""
+    config = preset(
+        size, vocab_size=vocab, hidden_dropout=0.0, attention_dropout=0.0,
+        gather_last_layer=gather,
+    )  # fmt: skip
     model, (b, s, p) = BertForPreTraining(config), (2, 128, 20)
     batch = synthetic_data.global_batch(0, 0, b, s, p, vocab)
     inputs = [batch[k] for k in ("input_ids", "segment_ids", "input_mask", "mlm_positions")]

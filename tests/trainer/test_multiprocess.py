@@ -59,6 +59,10 @@ def test_two_processes_train_like_one(tmp_path, layout, groups):
     assert losses_one[-1] < losses_one[0]
     params_two, params_one = np.load(two / "params.npz"), np.load(one / "params.npz")
     assert sorted(params_two.files) == sorted(params_one.files) and len(params_one.files) > 20
+    # Params to 0.5% of one update (lr 1e-2): the cross-process all-reduce sums in another
+    # order, and Adam divides a near-zero gradient by its own size, which magnifies that on a
+    # few elements (measured: 2.5e-5 on 1 of 1,024 in the spanning layout; a wrong shard or
+    # row would be off by whole updates).
     for name in params_one.files:
-        np.testing.assert_allclose(params_two[name], params_one[name], rtol=1e-5, atol=2e-5,
+        np.testing.assert_allclose(params_two[name], params_one[name], rtol=1e-5, atol=5e-5,
                                    err_msg=name)  # fmt: skip
