@@ -77,7 +77,9 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
     assert out["mlm_logits"].dtype == jnp.float32
 
 
-@pytest.mark.parametrize("stack", [{}, {"remat": True}, {"scan_layers": True}])
+@pytest.mark.parametrize(
+    "stack", [{}, {"remat": True}, {"scan_layers": True}, {"attention": "dot_product"}]
+)
 def test_last_layer_at_the_masked_positions_is_exact(stack):
     """Running the last layer only at [CLS] and the masked positions changes no output and no
     gradient (whether it saves the work is `tests/trainer/test_flops.py`'s count)."""
