@@ -199,12 +199,12 @@ class EncoderLayer(nn.Module):
 class Encoder(nn.Module):
     """The layer stack: unrolled (`layer_0` ...) or scanned (`layers`, leading axis = layer).
 
-    With `rows_BxQ` only those positions of the output are returned. Unrolled and with
-    `gather_last_layer`, the last layer computes only them: its output at a position depends on
+    With `rows_BxQ` only those positions of the output are returned. Where the config
+    `gathers_last_layer`, the last layer computes only them: its output at a position depends on
     the other positions only through their keys and values, so this is exact, and it skips the
-    query, attention-output and MLP matmuls (and their backward) at every other position. A
-    scanned stack runs one layer body for all layers, so it computes every position and gathers
-    after the stack."""
+    query, attention-output and MLP matmuls (and their backward) at every other position.
+    Otherwise (a scanned stack runs one layer body for all layers) every position is computed
+    and the rows are gathered after the stack."""
 
     config: BertConfig
 
@@ -225,12 +225,12 @@ class Encoder(nn.Module):
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
             x_BxLxH, _ = stack(c, deterministic, name="layers")(x_BxLxH, mask_BxL)
-            return x_BxLxH if rows_BxQ is None else take_rows(x_BxLxH, rows_BxQ)
-        last = c.num_layers - 1
-        for i in range(c.num_layers):
-            rows = rows_BxQ if i == last and c.gather_last_layer else None
-            x_BxLxH, _ = layer(c, deterministic, name=f"layer_{i}")(x_BxLxH, mask_BxL, rows)
-        if rows_BxQ is None or c.gather_last_layer:
+        else:
+            last = c.num_layers - 1
+            for i in range(c.num_layers):
+                rows = rows_BxQ if i == last and c.gathers_last_layer else None
+                x_BxLxH, _ = layer(c, deterministic, name=f"layer_{i}")(x_BxLxH, mask_BxL, rows)
+        if rows_BxQ is None or c.gathers_last_layer:
             return x_BxLxH
         return take_rows(x_BxLxH, rows_BxQ)
 

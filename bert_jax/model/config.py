@@ -81,11 +81,17 @@ class BertConfig:
     # "dot_product": jax.nn.dot_product_attention (fused kernels); no attention-probability dropout.
     attention: str = "einsum"
     # Pretraining reads the last layer only at [CLS] and the masked positions: compute that
-    # layer only there (exact; an unrolled stack only, see `Encoder`).
+    # layer only there (exact; see `gathers_last_layer` and `Encoder`).
     gather_last_layer: bool = True
 
     def __post_init__(self):
         check_fields(dataclasses.asdict(self))
+
+    @property
+    def gathers_last_layer(self) -> bool:
+        """Whether the last layer runs only at the rows the heads read: asked for, and an
+        unrolled stack (a scanned one runs the same shapes at every layer)."""
+        return self.gather_last_layer and not self.scan_layers
 
     @property
     def head_dim(self) -> int:

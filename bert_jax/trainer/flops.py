@@ -28,12 +28,14 @@ def forward_flops(config: BertConfig, batch: int, seq: int, predictions: int) ->
         config.vocab_size,
         config.num_layers,
     )
-    layer_per_token = 2 * (4 * h * h + 2 * h * f) + 4 * seq * h
-    encoder = layers * seq * layer_per_token
-    if predictions and config.gather_last_layer and not config.scan_layers:
-        rows = predictions + 1
-        last = 2 * (2 * h * h * seq + (2 * h * h + 2 * h * f) * rows) + 4 * seq * h * rows
-        encoder += last - seq * layer_per_token
+
+    def layer(queries: int) -> int:
+        """One layer per sequence: keys and values at all `seq` tokens, the rest at `queries`."""
+        return 2 * (2 * h * h * seq + (2 * h * h + 2 * h * f) * queries) + 4 * seq * h * queries
+
+    # Only pretraining (predictions > 0) passes positions that the last layer can gather to.
+    last_rows = predictions + 1 if predictions and config.gathers_last_layer else seq
+    encoder = (layers - 1) * layer(seq) + layer(last_rows)
     mlm = 2 * (h * h + v * h) * predictions
     pooler = 2 * (h * h + 2 * h)
     return float(batch * (encoder + mlm + pooler))
